@@ -1,0 +1,14 @@
+// The extension module signcore._core. Each area binds itself in its own file.
+#include "bindings.hpp"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "signcore's C++ core";
+  using namespace signcore::bindings;
+  bind_utils(m);
+  bind_layers(m);
+  bind_losses_metrics(m);
+  bind_optimizers(m);
+  bind_callbacks(m);
+  bind_model(m);
+  bind_saving(m);
+}

@@ -1,0 +1,132 @@
+// A model is a graph of layers over one flat parameter buffer, plus the training state set by
+// compile(). The batch loop (fit, evaluate, predict all go through run_loop) lives here and only
+// here; the bindings release the GIL around it.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "signcore/callbacks.hpp"
+#include "signcore/layers/layer.hpp"
+#include "signcore/losses.hpp"
+#include "signcore/metrics.hpp"
+#include "signcore/optimizers.hpp"
+#include "signcore/parameters.hpp"
+
+namespace signcore {
+
+// One application of a layer. inputs[k] >= 0 names an earlier node; input_ref(i) names model input i.
+struct Node {
+  LayerPtr layer;
+  std::vector<int> inputs;
+};
+constexpr int input_ref(int i) { return -1 - i; }
+
+struct ModelInput {
+  std::string name;
+  Shape shape;  // per sample
+  std::string dtype = "float32";
+};
+
+struct FitOptions {
+  std::size_t batch_size = 32;
+  int epochs = 1;
+  int verbose = 1;
+  bool shuffle = true;
+  int initial_epoch = 0;
+};
+
+// Called at every batch boundary; throws to stop (the bindings raise KeyboardInterrupt on Ctrl-C).
+using InterruptCheck = std::function<void()>;
+
+class Model {
+ public:
+  explicit Model(std::string name = "model") : name_(std::move(name)) {}
+
+  // --- graph ---------------------------------------------------------------------------------
+  int add_input(const ModelInput& input);
+  int add_node(LayerPtr layer, std::vector<int> inputs);
+  void set_output(int node);
+  // Build every layer in graph order and allocate + initialise the parameters (once).
+  void build();
+  bool built() const { return built_; }
+
+  const std::string& name() const { return name_; }
+  void set_name(std::string n) { name_ = std::move(n); }
+  const std::vector<ModelInput>& inputs() const { return inputs_; }
+  const std::vector<Node>& nodes() const { return nodes_; }
+  int output_node() const { return output_; }
+  Shape output_shape() const;
+  Parameters& params() { return params_; }
+  const Parameters& params() const { return params_; }
+  void set_layer_trainable(Layer& layer, bool trainable);
+
+  // --- training state --------------------------------------------------------------------------
+  void compile(OptimizerPtr optimizer, LossPtr loss, std::vector<std::string> metrics);
+  bool compiled() const { return loss_ != nullptr; }
+  OptimizerPtr optimizer() const { return optimizer_; }
+  LossPtr loss() const { return loss_; }
+  const std::vector<std::string>& metric_names() const { return metric_names_; }
+
+  std::atomic<bool> stop_training{false};
+  InterruptCheck interrupt_check;
+  TextSink text_sink;
+
+  // --- compute -----------------------------------------------------------------------------------
+  // All x are ArrayViews over caller memory, one per model input; y one row per sample.
+  Logs train_on_batch(const std::vector<ArrayView>& x, const ArrayView& y);
+  Logs test_on_batch(const std::vector<ArrayView>& x, const ArrayView& y);
+  Tensor predict_on_batch(const std::vector<ArrayView>& x);
+
+  // Runs the epochs; returns the History (also passed to the callbacks first).
+  std::shared_ptr<History> fit(const std::vector<ArrayView>& x, const ArrayView& y,
+                               const FitOptions& opt, std::vector<CallbackPtr> callbacks,
+                               const std::vector<ArrayView>* val_x, const ArrayView* val_y);
+  Logs evaluate(const std::vector<ArrayView>& x, const ArrayView& y, std::size_t batch_size,
+                int verbose, std::vector<CallbackPtr> callbacks);
+  Tensor predict(const std::vector<ArrayView>& x, std::size_t batch_size, int verbose,
+                 std::vector<CallbackPtr> callbacks);
+
+  // Keras's summary table (Keras 2 layout) with exact totals.
+  std::string summary(std::size_t line_length = 65) const;
+
+  // Lowest-level steps, public for tests and for callbacks that drive training themselves.
+  const Tensor& forward(const std::vector<const Tensor*>& x, bool training);
+  void backward(const Tensor& dy);
+
+ private:
+  enum class Mode { Train, Test, Predict };
+  // The one batch loop: runs `mode` over the rows of x (in `order`) in batches, calling the hooks.
+  // Predict results are written into *out (rows in input order).
+  Logs run_loop(Mode mode, const std::vector<ArrayView>& x, const ArrayView* y,
+                std::vector<std::size_t> order, std::size_t batch_size,
+                std::vector<CallbackPtr>& callbacks, Tensor* out);
+  Logs step(Mode mode, const std::vector<Tensor>& xb, const Tensor* yb, Tensor* yp);
+  void check_inputs(const std::vector<ArrayView>& x, const ArrayView* y) const;
+  void resolve_metrics(const Tensor& y_true, const Tensor& y_pred);
+  void check_interrupt();
+
+  std::string name_;
+  std::vector<ModelInput> inputs_;
+  std::vector<Node> nodes_;
+  int output_ = -1;
+  bool built_ = false;
+  Parameters params_;
+  std::vector<Tensor> outs_, grads_;  // per node: last forward output and dL/d(output)
+
+  OptimizerPtr optimizer_;
+  LossPtr loss_;
+  std::vector<std::string> metric_names_;
+  std::vector<MetricPtr> metrics_;
+  Tensor dy_;
+  std::vector<Tensor> xb_;  // gathered batch inputs, reused
+  Tensor yb_;
+};
+
+// Copy rows `idx[0..n)` of `src` into `dst` (reshaped to (n,) + per-sample shape).
+void gather_rows(const ArrayView& src, const std::size_t* idx, std::size_t n, Tensor& dst);
+
+}  // namespace signcore

@@ -1,0 +1,24 @@
+// Threading policy: one thread count for OpenBLAS and for signcore's own OpenMP loops. The two never
+// run at the same time (a BLAS call is never made from inside a parallel loop), so there is no
+// oversubscription.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace signcore {
+
+void set_num_threads(int n);
+int get_num_threads();
+
+// Name and version of the BLAS actually linked (from OpenBLAS itself).
+std::string blas_info();
+
+// Run fn(begin, end) over [0, n) split into contiguous chunks across the configured threads.
+// Falls back to a single call when n is small (grain) or one thread is configured.
+template <class Fn>
+void parallel_for(std::size_t n, std::size_t grain, Fn&& fn);
+
+}  // namespace signcore
+
+#include "signcore/parallel_impl.hpp"

@@ -1,0 +1,78 @@
+#include "signcore/layers/layer.hpp"
+
+#include <map>
+
+#include "signcore/errors.hpp"
+
+namespace signcore {
+
+json Layer::get_config() const { return json{{"name", name_}, {"trainable", trainable_}}; }
+
+Shape Layer::build_in(const std::vector<Shape>& input_shapes, Parameters& params) {
+  if (params_) fail<ValueError>("Layer '", name_, "' is already part of a built model; create a new layer");
+  params_ = &params;
+  output_shape_ = build(input_shapes, params);
+  return output_shape_;
+}
+
+void Layer::set_trainable(bool t) {
+  trainable_ = t;
+  if (params_) params_->set_trainable(this, t);
+}
+
+std::size_t Layer::add_weight(Parameters& params, const std::string& name, const Shape& shape,
+                              const std::string& initializer, bool learnable) {
+  const std::size_t id = params.add(this, name_ + "/" + name, shape, initializer, learnable);
+  params.weight(id).trainable = learnable && trainable_;
+  weight_ids_.push_back(id);
+  return id;
+}
+
+void Layer::expect_inputs(const std::vector<Shape>& input_shapes, std::size_t n) const {
+  if (input_shapes.size() != n)
+    fail<ValueError>("Layer '", name_, "' (", class_name(), ") expects ", n, " input(s). Received: ",
+                     input_shapes.size(), " inputs");
+}
+
+namespace {
+std::map<std::string, LayerFactory>& registry() {
+  static std::map<std::string, LayerFactory> r;
+  return r;
+}
+}  // namespace
+
+std::string unique_name(const std::string& prefix) {
+  static std::map<std::string, int> counters;
+  const int n = counters[prefix]++;
+  return n == 0 ? prefix : prefix + "_" + std::to_string(n);
+}
+
+std::string snake_case(const std::string& class_name) {
+  std::string out;
+  for (std::size_t i = 0; i < class_name.size(); ++i) {
+    const char c = class_name[i];
+    const bool upper = c >= 'A' && c <= 'Z';
+    if (upper && i > 0) {
+      const char prev = class_name[i - 1];
+      const bool next_lower = i + 1 < class_name.size() && class_name[i + 1] >= 'a' && class_name[i + 1] <= 'z';
+      if ((prev >= 'a' && prev <= 'z') || ((prev >= 'A' && prev <= 'Z') && next_lower)) out += '_';
+    }
+    out += upper ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  return out;
+}
+
+bool register_layer(const std::string& class_name, LayerFactory factory) {
+  registry()[class_name] = factory;
+  return true;
+}
+
+LayerPtr layer_from_config(const std::string& class_name, const json& config) {
+  auto it = registry().find(class_name);
+  if (it == registry().end()) fail<ValueError>("Unknown layer class. Received: '", class_name, "'");
+  LayerPtr layer = it->second(config);
+  if (config.contains("trainable")) layer->set_trainable(config["trainable"].get<bool>());
+  return layer;
+}
+
+}  // namespace signcore
