@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "signcore/callbacks.hpp"
 #include "signcore/tensor.hpp"
 
 namespace py = pybind11;
@@ -35,5 +36,8 @@ void bind_optimizers(py::module_& m);   // optimizers.cpp
 void bind_callbacks(py::module_& m);    // callbacks.cpp
 void bind_model(py::module_& m);        // model.cpp
 void bind_saving(py::module_& m);       // saving.cpp
+
+// callbacks.cpp: cache which hooks Python callbacks override (call with the GIL held).
+void prepare_callbacks(const std::vector<std::shared_ptr<Callback>>& callbacks);
 
 }  // namespace signcore::bindings

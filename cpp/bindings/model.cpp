@@ -1,5 +1,197 @@
+// signcore._core.Model: graph construction, compile, and the batch loop with the GIL released.
 #include "bindings.hpp"
+#include "signcore/errors.hpp"
+#include "signcore/model.hpp"
 
 namespace signcore::bindings {
-void bind_model(py::module_& m) {}
+namespace {
+
+std::vector<ArrayView> views(const std::vector<FloatArray>& xs) {
+  std::vector<ArrayView> v;
+  for (const auto& a : xs) v.push_back(view_of(a));
+  return v;
+}
+
+// Text goes to Python's sys.stdout (so it shows in Jupyter); Ctrl-C is checked between batches.
+void connect_python(Model& m) {
+  m.text_sink = [](const std::string& s) {
+    py::gil_scoped_acquire gil;
+    py::object out = py::module_::import("sys").attr("stdout");
+    out.attr("write")(s);
+    out.attr("flush")();
+  };
+  m.interrupt_check = [] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  };
+}
+
+py::object logs_to_py(const Logs& logs) {
+  py::dict d;
+  for (const auto& [k, v] : logs.items()) d[py::str(k)] = v;
+  return std::move(d);
+}
+
+py::array weight_copy(Model& m, std::size_t i) {
+  const Weight& w = m.params().weights().at(i);
+  Tensor t = Tensor::from_shape(w.shape);
+  std::copy(m.params().value(i), m.params().value(i) + w.size, t.data());
+  return to_numpy(std::move(t));
+}
+
+}  // namespace
+
+void bind_model(py::module_& m) {
+  py::class_<Model, std::shared_ptr<Model>>(m, "Model")
+      .def(py::init<std::string>(), py::arg("name") = "model")
+      .def_property("name", &Model::name, &Model::set_name)
+      .def("add_input",
+           [](Model& self, const std::string& name, const Shape& shape, const std::string& dtype) {
+             return self.add_input(ModelInput{name, shape, dtype});
+           },
+           py::arg("name"), py::arg("shape"), py::arg("dtype") = "float32")
+      .def("add_node", &Model::add_node, py::arg("layer"), py::arg("inputs"))
+      .def("set_output", &Model::set_output)
+      .def("build", &Model::build)
+      .def_property_readonly("built", &Model::built)
+      .def_property_readonly("compiled", &Model::compiled)
+      .def_property_readonly("input_shapes", [](const Model& self) {
+        std::vector<Shape> s;
+        for (const auto& in : self.inputs()) s.push_back(in.shape);
+        return s;
+      })
+      .def_property_readonly("output_shape", &Model::output_shape)
+      .def_property_readonly("layers", [](const Model& self) {
+        std::vector<LayerPtr> layers;
+        for (const auto& n : self.nodes()) layers.push_back(n.layer);
+        return layers;
+      })
+      .def("compile", &Model::compile, py::arg("optimizer"), py::arg("loss"), py::arg("metrics"))
+      .def_property_readonly("optimizer", &Model::optimizer)
+      .def_property_readonly("loss", &Model::loss)
+      .def_property_readonly("metric_names", &Model::metric_names)
+      .def_property(
+          "stop_training", [](const Model& self) { return self.stop_training.load(); },
+          [](Model& self, bool v) { self.stop_training = v; })
+      // --- weights -------------------------------------------------------------------------
+      .def("weights_info", [](const Model& self) {
+        py::list out;
+        const auto& ws = self.params().weights();
+        for (std::size_t i = 0; i < ws.size(); ++i) {
+          py::dict d;
+          d["index"] = i;
+          d["name"] = ws[i].name;
+          d["shape"] = py::tuple(py::cast(ws[i].shape));
+          d["trainable"] = ws[i].trainable;
+          d["layer"] = ws[i].owner ? ws[i].owner->name() : std::string();
+          out.append(d);
+        }
+        return out;
+      })
+      .def("get_weight", &weight_copy, py::arg("index"))
+      .def("set_weight",
+           [](Model& self, std::size_t i, const FloatArray& a) {
+             const Weight& w = self.params().weights().at(i);
+             const Shape got(a.shape(), a.shape() + a.ndim());
+             if (got != w.shape)
+               fail<ValueError>("Weight '", w.name, "' has shape ", shape_str(w.shape, false),
+                                ". Received: an array of shape ", shape_str(got, false));
+             std::copy(a.data(), a.data() + a.size(), self.params().value(i));
+           },
+           py::arg("index"), py::arg("value"))
+      .def("count_params", [](const Model& self) { return self.params().count(true) + self.params().count(false); })
+      .def("count_trainable", [](const Model& self) { return self.params().count(true); })
+      // --- compute (GIL released) ---------------------------------------------------------------
+      .def("fit",
+           [](Model& self, const std::vector<FloatArray>& xs, const FloatArray& y, std::size_t batch_size,
+              int epochs, int verbose, bool shuffle, int initial_epoch,
+              std::vector<CallbackPtr> callbacks, std::optional<std::vector<FloatArray>> val_xs,
+              std::optional<FloatArray> val_y) {
+             connect_python(self);
+             prepare_callbacks(callbacks);
+             FitOptions opt;
+             opt.batch_size = batch_size;
+             opt.epochs = epochs;
+             opt.verbose = verbose;
+             opt.shuffle = shuffle;
+             opt.initial_epoch = initial_epoch;
+             const auto x = views(xs);
+             const auto yv = view_of(y);
+             std::vector<ArrayView> vx;
+             ArrayView vy;
+             if (val_xs && val_y) {
+               vx = views(*val_xs);
+               vy = view_of(*val_y);
+             }
+             const bool validate = val_xs && val_y;
+             py::gil_scoped_release nogil;
+             return self.fit(x, yv, opt, std::move(callbacks), validate ? &vx : nullptr, validate ? &vy : nullptr);
+           },
+           py::arg("x"), py::arg("y"), py::arg("batch_size"), py::arg("epochs"), py::arg("verbose"),
+           py::arg("shuffle"), py::arg("initial_epoch"), py::arg("callbacks"), py::arg("val_x"),
+           py::arg("val_y"))
+      .def("evaluate",
+           [](Model& self, const std::vector<FloatArray>& xs, const FloatArray& y, std::size_t batch_size,
+              int verbose, std::vector<CallbackPtr> callbacks) {
+             connect_python(self);
+             prepare_callbacks(callbacks);
+             const auto x = views(xs);
+             const auto yv = view_of(y);
+             Logs logs;
+             {
+               py::gil_scoped_release nogil;
+               logs = self.evaluate(x, yv, batch_size, verbose, std::move(callbacks));
+             }
+             return logs_to_py(logs);
+           },
+           py::arg("x"), py::arg("y"), py::arg("batch_size"), py::arg("verbose"), py::arg("callbacks"))
+      .def("predict",
+           [](Model& self, const std::vector<FloatArray>& xs, std::size_t batch_size, int verbose,
+              std::vector<CallbackPtr> callbacks) {
+             connect_python(self);
+             prepare_callbacks(callbacks);
+             const auto x = views(xs);
+             Tensor out;
+             {
+               py::gil_scoped_release nogil;
+               out = self.predict(x, batch_size, verbose, std::move(callbacks));
+             }
+             return to_numpy(std::move(out));
+           },
+           py::arg("x"), py::arg("batch_size"), py::arg("verbose"), py::arg("callbacks"))
+      .def("train_on_batch",
+           [](Model& self, const std::vector<FloatArray>& xs, const FloatArray& y) {
+             const auto x = views(xs);
+             const auto yv = view_of(y);
+             Logs logs;
+             {
+               py::gil_scoped_release nogil;
+               logs = self.train_on_batch(x, yv);
+             }
+             return logs_to_py(logs);
+           })
+      .def("test_on_batch",
+           [](Model& self, const std::vector<FloatArray>& xs, const FloatArray& y) {
+             const auto x = views(xs);
+             const auto yv = view_of(y);
+             Logs logs;
+             {
+               py::gil_scoped_release nogil;
+               logs = self.test_on_batch(x, yv);
+             }
+             return logs_to_py(logs);
+           })
+      .def("predict_on_batch",
+           [](Model& self, const std::vector<FloatArray>& xs) {
+             const auto x = views(xs);
+             Tensor out;
+             {
+               py::gil_scoped_release nogil;
+               out = self.predict_on_batch(x);
+             }
+             return to_numpy(std::move(out));
+           })
+      .def("summary", &Model::summary, py::arg("line_length") = 65);
+}
+
 }  // namespace signcore::bindings

@@ -3,6 +3,7 @@
 
 #include "bindings.hpp"
 #include "signcore/errors.hpp"
+#include "signcore/layers/layer.hpp"
 #include "signcore/parallel.hpp"
 #include "signcore/random.hpp"
 
@@ -90,6 +91,8 @@ void bind_utils(py::module_& m) {
         "Set the threads used by OpenBLAS and signcore's own loops together.");
   m.def("get_num_threads", &get_num_threads);
   m.def("set_random_seed", [](std::uint64_t s) { set_random_seed(s); }, py::arg("seed"));
+  m.def("unique_name", &unique_name, py::arg("prefix"),
+        "Keras-style automatic name: prefix, prefix_1, prefix_2, ...");
   m.def("build_config", [] {
     py::dict d;
     d["blas"] = blas_info();

@@ -1,13 +1,35 @@
 """signcore: Keras's vocabulary for small image, sign-language and video classifiers, with the
 layers, the training loop, the optimisers and the data pipeline in C++.
+
+    import signcore
+    from signcore import layers
+
+    model = signcore.Sequential([layers.Dense(64, activation="relu", input_shape=(64,)),
+                                 layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=10, validation_split=0.2)
 """
 import os as _os
 
-# A development build (cmake into build/dev) can be used in place of the installed extension.
+# A development build (scripts/dev_build.sh) can be used in place of the installed extension.
 _dev_build = _os.environ.get("SIGNCORE_DEV_BUILD")
 if _dev_build:
     __path__.insert(0, _dev_build)  # noqa: F821 (package __path__)
 
 from . import _core  # noqa: E402
+from . import (activations, callbacks, initializers, layers, losses, metrics,  # noqa: E402
+               models, optimizers, saving, utils)
+from ._config import show_config  # noqa: E402
+from .functional import Input  # noqa: E402
+from .models import Model, Sequential  # noqa: E402
 
 __version__ = "0.1.0"
+
+set_num_threads = _core.set_num_threads
+get_num_threads = _core.get_num_threads
+
+__all__ = [
+    "Input", "Model", "Sequential", "activations", "callbacks", "get_num_threads", "initializers",
+    "layers", "losses", "metrics", "models", "optimizers", "saving", "set_num_threads",
+    "show_config", "utils", "__version__",
+]

@@ -11,8 +11,19 @@ json Layer::get_config() const { return json{{"name", name_}, {"trainable", trai
 Shape Layer::build_in(const std::vector<Shape>& input_shapes, Parameters& params) {
   if (params_) fail<ValueError>("Layer '", name_, "' is already part of a built model; create a new layer");
   params_ = &params;
-  output_shape_ = build(input_shapes, params);
+  try {
+    output_shape_ = build(input_shapes, params);
+  } catch (...) {
+    reset_build();
+    throw;
+  }
   return output_shape_;
+}
+
+void Layer::reset_build() {
+  params_ = nullptr;
+  weight_ids_.clear();
+  output_shape_.clear();
 }
 
 void Layer::set_trainable(bool t) {

@@ -47,6 +47,8 @@ class Layer {
 
   // Called by the model: attaches the parameters, calls build() and records the output shape.
   Shape build_in(const std::vector<Shape>& input_shapes, Parameters& params);
+  // Forget a failed or abandoned build (the model discards its Parameters).
+  void reset_build();
 
   virtual Shape build(const std::vector<Shape>& input_shapes, Parameters& params) = 0;
   virtual void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) = 0;

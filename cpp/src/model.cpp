@@ -1,0 +1,445 @@
+#include "signcore/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <iomanip>
+#include <numeric>
+#include <sstream>
+
+#include "signcore/errors.hpp"
+#include "signcore/parallel.hpp"
+#include "signcore/random.hpp"
+
+namespace signcore {
+
+// ---------------------------------------------------------------------------------------------
+// Graph
+
+int Model::add_input(const ModelInput& input) {
+  if (built_) fail<StateError>("cannot add an input to model '", name_, "' after it was built");
+  if (input.dtype != "float32" && input.dtype != "bool")
+    fail<ValueError>("Input dtype must be 'float32' or 'bool'. Received: dtype='", input.dtype, "'");
+  for (auto d : input.shape)
+    if (d == 0) fail<ValueError>("Input shape dimensions must be positive. Received: shape=", shape_str(input.shape, false));
+  inputs_.push_back(input);
+  return input_ref(static_cast<int>(inputs_.size()) - 1);
+}
+
+int Model::add_node(LayerPtr layer, std::vector<int> inputs) {
+  if (built_) fail<StateError>("cannot add layer '", layer ? layer->name() : "?", "' to model '", name_, "' after it was built");
+  if (!layer) fail<ValueError>("add_node needs a layer. Received: None");
+  if (inputs.empty()) fail<ValueError>("layer '", layer->name(), "' needs at least one input");
+  const int n = static_cast<int>(nodes_.size());
+  for (int ref : inputs) {
+    const bool ok = ref >= 0 ? ref < n : (-1 - ref) < static_cast<int>(inputs_.size());
+    if (!ok) fail<ValueError>("layer '", layer->name(), "' refers to an unknown input node ", ref);
+  }
+  for (const auto& node : nodes_)
+    if (node.layer == layer)
+      fail<ValueError>("layer '", layer->name(), "' is used twice; shared layers are not supported yet");
+  nodes_.push_back(Node{std::move(layer), std::move(inputs)});
+  output_ = n;
+  return n;
+}
+
+void Model::set_output(int node) {
+  if (node < 0 || node >= static_cast<int>(nodes_.size()))
+    fail<ValueError>("output must be a layer node of the model. Received: node=", node);
+  output_ = node;
+}
+
+void Model::build() {
+  if (built_) return;
+  if (inputs_.empty()) fail<ValueError>("model '", name_, "' has no input: give the first layer input_shape=... or start with Input(shape)");
+  if (nodes_.empty()) fail<ValueError>("model '", name_, "' has no layers");
+  std::vector<Shape> shapes(nodes_.size());
+  try {
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      std::vector<Shape> in;
+      for (int ref : nodes_[i].inputs) in.push_back(ref >= 0 ? shapes[ref] : inputs_[-1 - ref].shape);
+      shapes[i] = nodes_[i].layer->build_in(in, params_);
+    }
+    params_.allocate();
+  } catch (...) {
+    // Leave the layers reusable: a failed build (e.g. a shape mismatch) must not half-own them.
+    for (auto& node : nodes_) node.layer->reset_build();
+    params_ = Parameters();
+    throw;
+  }
+  outs_.assign(nodes_.size(), Tensor());
+  grads_.assign(nodes_.size(), Tensor());
+  built_ = true;
+}
+
+Shape Model::output_shape() const {
+  if (!built_) fail<StateError>("model '", name_, "' is not built yet");
+  return nodes_[output_].layer->output_shape();
+}
+
+void Model::set_layer_trainable(Layer& layer, bool trainable) { layer.set_trainable(trainable); }
+
+void Model::compile(OptimizerPtr optimizer, LossPtr loss, std::vector<std::string> metrics) {
+  if (!optimizer) fail<ValueError>("compile needs an optimizer. Received: None");
+  if (!loss) fail<ValueError>("compile needs a loss. Received: None");
+  optimizer_ = std::move(optimizer);
+  loss_ = std::move(loss);
+  metric_names_ = std::move(metrics);
+  metrics_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward and backward over the graph
+
+const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training) {
+  build();
+  Context ctx;
+  ctx.training = training;
+  ctx.rng = &global_rng();
+  std::vector<const Tensor*> in;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    in.clear();
+    for (int ref : nodes_[i].inputs) in.push_back(ref >= 0 ? &outs_[ref] : x[-1 - ref]);
+    nodes_[i].layer->forward(in, outs_[i], ctx);
+  }
+  return outs_[output_];
+}
+
+void Model::backward(const Tensor& dy) {
+  // Gradients flow from the output node back in reverse graph order. A node read by several
+  // layers (or twice by one) receives the sum: later contributions go through scratch tensors.
+  std::vector<char> has_grad(nodes_.size(), 0);
+  has_grad[output_] = 1;
+  std::vector<Tensor*> dins;
+  std::vector<Tensor> scratch;
+  for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) {
+    if (!has_grad[i]) continue;
+    const Tensor& g = i == output_ ? dy : grads_[i];
+    const auto& refs = nodes_[i].inputs;
+    dins.assign(refs.size(), nullptr);
+    scratch.resize(refs.size());
+    std::vector<char> add(refs.size(), 0);
+    for (std::size_t k = 0; k < refs.size(); ++k) {
+      if (refs[k] < 0) continue;  // model inputs need no gradient
+      if (has_grad[refs[k]]) {
+        dins[k] = &scratch[k];
+        add[k] = 1;
+      } else {
+        dins[k] = &grads_[refs[k]];
+        has_grad[refs[k]] = 1;
+      }
+    }
+    nodes_[i].layer->backward(g, dins);
+    for (std::size_t k = 0; k < refs.size(); ++k) {
+      if (!add[k]) continue;
+      float* t = grads_[refs[k]].data();
+      const float* s = scratch[k].data();
+      for (std::size_t j = 0, n = grads_[refs[k]].size(); j < n; ++j) t[j] += s[j];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+
+void gather_rows(const ArrayView& src, const std::size_t* idx, std::size_t n, Tensor& dst) {
+  Shape s = src.shape;
+  s[0] = n;
+  ensure_shape(dst, s);
+  const std::size_t row = src.row_size();
+  float* out = dst.data();
+  parallel_for(n, 256, [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i)
+      std::memcpy(out + i * row, src.data + idx[i] * row, row * sizeof(float));
+  });
+}
+
+void Model::check_inputs(const std::vector<ArrayView>& x, const ArrayView* y) const {
+  if (x.size() != inputs_.size())
+    fail<ValueError>("model '", name_, "' expects ", inputs_.size(), " input array(s). Received: ", x.size());
+  for (std::size_t k = 0; k < x.size(); ++k) {
+    const Shape expected = inputs_[k].shape;
+    const Shape got(x[k].shape.begin() + (x[k].shape.empty() ? 0 : 1), x[k].shape.end());
+    if (x[k].shape.empty() || got != expected)
+      fail<ValueError>("Input ", k, " of model '", name_, "' must have shape ", shape_str(expected),
+                       ". Received: ", shape_str(x[k].shape, false));
+    if (x[k].rows() != x[0].rows())
+      fail<ValueError>("All inputs must have the same number of samples. Received: ", x[0].rows(), " and ", x[k].rows());
+  }
+  if (y && y->rows() != x[0].rows())
+    fail<ValueError>("x and y must have the same number of samples. Received: x has ", x[0].rows(),
+                     " samples, y has ", y->rows());
+}
+
+void Model::check_interrupt() {
+  if (interrupt_check) interrupt_check();
+}
+
+void Model::resolve_metrics(const Tensor& y_true, const Tensor& y_pred) {
+  if (!metrics_.empty() || metric_names_.empty()) return;
+  for (const auto& name : metric_names_)
+    metrics_.push_back(make_metric(name, shape_of(y_true), shape_of(y_pred), loss_.get()));
+}
+
+namespace {
+struct RunningMean {
+  double sum = 0, count = 0;
+  void add(double v, double n) { sum += v * n; count += n; }
+  double value() const { return count > 0 ? sum / count : 0.0; }
+};
+}  // namespace
+
+Logs Model::step(Mode mode, const std::vector<Tensor>& xb, const Tensor* yb, Tensor* yp) {
+  std::vector<const Tensor*> x;
+  for (const auto& t : xb) x.push_back(&t);
+  Logs logs;
+  if (mode == Mode::Predict) {
+    const Tensor& y = forward(x, false);
+    if (yp) *yp = y;
+    return logs;
+  }
+  const bool train = mode == Mode::Train;
+  if (train) params_.zero_grads();
+  const Tensor& y = forward(x, train);
+  const double loss = loss_->compute(y, *yb, train ? &dy_ : nullptr);
+  resolve_metrics(*yb, y);
+  for (auto& m : metrics_) m->update_state(*yb, y);
+  if (train) {
+    backward(dy_);
+    optimizer_->build(params_);
+    optimizer_->apply(params_);
+  }
+  logs.set("loss", loss);
+  return logs;
+}
+
+Logs Model::run_loop(Mode mode, const std::vector<ArrayView>& x, const ArrayView* y,
+                     std::vector<std::size_t> order, std::size_t batch_size,
+                     std::vector<CallbackPtr>& callbacks, Tensor* out) {
+  const std::size_t n = order.size();
+  const std::size_t steps = (n + batch_size - 1) / batch_size;
+  for (auto& m : metrics_) m->reset_state();
+  xb_.resize(x.size());
+  RunningMean loss;
+  Logs logs;
+  Tensor yp;
+  for (std::size_t s = 0; s < steps; ++s) {
+    check_interrupt();
+    if (mode == Mode::Train && stop_training) break;
+    const std::size_t begin = s * batch_size, count = std::min(batch_size, n - begin);
+    Logs batch_logs;
+    for (auto& cb : callbacks) {
+      if (mode == Mode::Train) cb->on_train_batch_begin(s, batch_logs);
+      else if (mode == Mode::Test) cb->on_test_batch_begin(s, batch_logs);
+      else cb->on_predict_batch_begin(s, batch_logs);
+    }
+    for (std::size_t k = 0; k < x.size(); ++k) gather_rows(x[k], order.data() + begin, count, xb_[k]);
+    if (y) gather_rows(*y, order.data() + begin, count, yb_);
+    Logs r = step(mode, xb_, y ? &yb_ : nullptr, mode == Mode::Predict ? &yp : nullptr);
+    logs.clear();
+    if (mode == Mode::Predict) {
+      if (out) {
+        if (s == 0) ensure_shape(*out, with_batch(n, Shape(yp.shape().begin() + 1, yp.shape().end())));
+        const std::size_t row = yp.size() / count;
+        std::memcpy(out->data() + begin * row, yp.data(), yp.size() * sizeof(float));
+      }
+    } else {
+      loss.add(r.get("loss"), static_cast<double>(count));
+      logs.set("loss", loss.value());
+      for (auto& m : metrics_) logs.set(m->name(), m->result());
+    }
+    for (auto& cb : callbacks) {
+      if (mode == Mode::Train) cb->on_train_batch_end(s, logs);
+      else if (mode == Mode::Test) cb->on_test_batch_end(s, logs);
+      else cb->on_predict_batch_end(s, logs);
+    }
+  }
+  return logs;
+}
+
+namespace {
+std::vector<std::size_t> identity(std::size_t n) {
+  std::vector<std::size_t> v(n);
+  std::iota(v.begin(), v.end(), std::size_t{0});
+  return v;
+}
+void check_batch_size(std::size_t batch_size) {
+  if (batch_size == 0) fail<ValueError>("batch_size must be a positive integer. Received: batch_size=0");
+}
+}  // namespace
+
+Logs Model::train_on_batch(const std::vector<ArrayView>& x, const ArrayView& y) {
+  if (!compiled()) fail<StateError>("You must call compile() before train_on_batch()");
+  build();
+  check_inputs(x, &y);
+  auto idx = identity(x[0].rows());
+  for (std::size_t k = 0; k < x.size(); ++k) gather_rows(x[k], idx.data(), idx.size(), (xb_.resize(x.size()), xb_[k]));
+  gather_rows(y, idx.data(), idx.size(), yb_);
+  for (auto& m : metrics_) m->reset_state();
+  Logs logs = step(Mode::Train, xb_, &yb_, nullptr);
+  for (auto& m : metrics_) logs.set(m->name(), m->result());
+  return logs;
+}
+
+Logs Model::test_on_batch(const std::vector<ArrayView>& x, const ArrayView& y) {
+  if (!compiled()) fail<StateError>("You must call compile() before test_on_batch()");
+  build();
+  check_inputs(x, &y);
+  auto idx = identity(x[0].rows());
+  xb_.resize(x.size());
+  for (std::size_t k = 0; k < x.size(); ++k) gather_rows(x[k], idx.data(), idx.size(), xb_[k]);
+  gather_rows(y, idx.data(), idx.size(), yb_);
+  for (auto& m : metrics_) m->reset_state();
+  Logs logs = step(Mode::Test, xb_, &yb_, nullptr);
+  for (auto& m : metrics_) logs.set(m->name(), m->result());
+  return logs;
+}
+
+Tensor Model::predict_on_batch(const std::vector<ArrayView>& x) {
+  build();
+  check_inputs(x, nullptr);
+  auto idx = identity(x[0].rows());
+  xb_.resize(x.size());
+  for (std::size_t k = 0; k < x.size(); ++k) gather_rows(x[k], idx.data(), idx.size(), xb_[k]);
+  Tensor y;
+  step(Mode::Predict, xb_, nullptr, &y);
+  return y;
+}
+
+std::shared_ptr<History> Model::fit(const std::vector<ArrayView>& x, const ArrayView& y,
+                                    const FitOptions& opt, std::vector<CallbackPtr> callbacks,
+                                    const std::vector<ArrayView>* val_x, const ArrayView* val_y) {
+  if (!compiled()) fail<StateError>("You must call compile() before fit()");
+  build();
+  check_batch_size(opt.batch_size);
+  if (opt.epochs < 0) fail<ValueError>("epochs must be >= 0. Received: epochs=", opt.epochs);
+  if (opt.initial_epoch < 0) fail<ValueError>("initial_epoch must be >= 0. Received: initial_epoch=", opt.initial_epoch);
+  check_inputs(x, &y);
+  if (x[0].rows() == 0) fail<ValueError>("fit needs at least one sample. Received: 0 samples");
+  const bool validate = val_x && val_y;
+  if (validate) check_inputs(*val_x, val_y);
+
+  auto history = std::make_shared<History>();
+  callbacks.push_back(history);
+  if (opt.verbose) callbacks.push_back(std::make_shared<ProgbarLogger>(text_sink));
+  CallbackParams params;
+  params.verbose = opt.verbose;
+  params.epochs = opt.epochs;
+  params.steps = static_cast<long long>((x[0].rows() + opt.batch_size - 1) / opt.batch_size);
+  for (auto& cb : callbacks) {
+    cb->set_model(this);
+    cb->set_params(params);
+  }
+
+  stop_training = false;
+  Logs logs;
+  for (auto& cb : callbacks) cb->on_train_begin(logs);
+  const std::size_t n = x[0].rows();
+  std::vector<std::size_t> order = identity(n);
+  for (int epoch = opt.initial_epoch; epoch < opt.epochs; ++epoch) {
+    Logs begin_logs;
+    for (auto& cb : callbacks) cb->on_epoch_begin(epoch, begin_logs);
+    if (opt.shuffle) std::shuffle(order.begin(), order.end(), global_rng());
+    logs = run_loop(Mode::Train, x, &y, order, opt.batch_size, callbacks, nullptr);
+    if (validate) {
+      Logs vlogs;
+      for (auto& cb : callbacks) cb->on_test_begin(vlogs);
+      vlogs = run_loop(Mode::Test, *val_x, val_y, identity(val_x->at(0).rows()), opt.batch_size, callbacks, nullptr);
+      for (auto& cb : callbacks) cb->on_test_end(vlogs);
+      for (const auto& [k, v] : vlogs.items()) logs.set("val_" + k, v);
+    }
+    for (auto& cb : callbacks) cb->on_epoch_end(epoch, logs);
+    if (stop_training) break;
+  }
+  for (auto& cb : callbacks) cb->on_train_end(logs);
+  return history;
+}
+
+Logs Model::evaluate(const std::vector<ArrayView>& x, const ArrayView& y, std::size_t batch_size,
+                     int verbose, std::vector<CallbackPtr> callbacks) {
+  if (!compiled()) fail<StateError>("You must call compile() before evaluate()");
+  build();
+  check_batch_size(batch_size);
+  check_inputs(x, &y);
+  const std::size_t n = x[0].rows();
+  if (verbose) {
+    auto bar = std::make_shared<ProgbarLogger>(text_sink);
+    bar->set_target(static_cast<long long>((n + batch_size - 1) / batch_size), verbose);
+    callbacks.push_back(bar);
+  }
+  for (auto& cb : callbacks) cb->set_model(this);
+  Logs logs;
+  for (auto& cb : callbacks) cb->on_test_begin(logs);
+  logs = run_loop(Mode::Test, x, &y, identity(n), batch_size, callbacks, nullptr);
+  for (auto& cb : callbacks) cb->on_test_end(logs);
+  return logs;
+}
+
+Tensor Model::predict(const std::vector<ArrayView>& x, std::size_t batch_size, int verbose,
+                      std::vector<CallbackPtr> callbacks) {
+  build();
+  check_batch_size(batch_size);
+  check_inputs(x, nullptr);
+  const std::size_t n = x[0].rows();
+  if (verbose) {
+    auto bar = std::make_shared<ProgbarLogger>(text_sink);
+    bar->set_target(static_cast<long long>((n + batch_size - 1) / batch_size), verbose);
+    callbacks.push_back(bar);
+  }
+  for (auto& cb : callbacks) cb->set_model(this);
+  Logs logs;
+  for (auto& cb : callbacks) cb->on_predict_begin(logs);
+  Tensor out = Tensor::from_shape(with_batch(n, output_shape()));
+  if (n > 0) run_loop(Mode::Predict, x, nullptr, identity(n), batch_size, callbacks, &out);
+  for (auto& cb : callbacks) cb->on_predict_end(logs);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// summary(): Keras 2's table
+
+namespace {
+std::string with_commas(std::size_t v) {
+  std::string s = std::to_string(v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+  return s;
+}
+}  // namespace
+
+std::string Model::summary(std::size_t line_length) const {
+  if (!built_) fail<ValueError>("This model has not yet been built. Build the model first by giving the first layer an input_shape, starting with Input(shape), or calling build()/fit().");
+  const std::size_t p1 = line_length * 45 / 100, p2 = line_length * 85 / 100, p3 = line_length;
+  std::ostringstream os;
+  auto row = [&](const std::string& a, const std::string& b, const std::string& c) {
+    std::string line = a;
+    line = line.substr(0, p1 - 1);  // Keras truncates each field to its column
+    line.resize(p1, ' ');
+    line += b;
+    line = line.substr(0, p2 - 1);
+    line.resize(p2, ' ');
+    line += c;
+    line = line.substr(0, p3);
+    line.resize(p3, ' ');
+    os << line << '\n';
+  };
+  os << "Model: \"" << name_ << "\"\n" << std::string(line_length, '_') << '\n';
+  row("Layer (type)", "Output Shape", "Param #");
+  os << std::string(line_length, '=') << '\n';
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    const auto& layer = *nodes_[i].layer;
+    std::size_t count = 0;
+    for (auto id : params_.indices_of(&layer)) count += params_.weights()[id].size;
+    row(layer.name() + " (" + layer.class_name() + ")", shape_str(layer.output_shape()), std::to_string(count));
+    os << std::string(line_length, i + 1 == nodes_.size() ? '=' : '_') << '\n';
+  }
+  const std::size_t trainable = params_.count(true), frozen = params_.count(false);
+  os << "Total params: " << with_commas(trainable + frozen) << '\n'
+     << "Trainable params: " << with_commas(trainable) << '\n'
+     << "Non-trainable params: " << with_commas(frozen) << '\n';
+  if (optimizer_ && optimizer_->built())
+    os << "Optimizer params: " << with_commas(optimizer_->variable_count(trainable)) << '\n';
+  os << std::string(line_length, '_') << '\n';
+  return os.str();
+}
+
+}  // namespace signcore

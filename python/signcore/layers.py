@@ -1,0 +1,41 @@
+"""Keras layers, computed in C++.
+
+The classes take Keras's constructor arguments and defaults (``Dense(units, activation=None,
+use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros")`` and so on), plus
+the keywords every Keras layer takes: ``name``, ``trainable``, ``input_shape`` (or ``input_dim``)
+and ``dtype`` (``"float32"`` only). Unknown keywords raise an error naming them.
+
+Example:
+    >>> from signcore import layers
+    >>> model = signcore.Sequential([
+    ...     layers.Flatten(input_shape=(28, 28, 1)),
+    ...     layers.Dense(128, activation="relu"),
+    ...     layers.Dropout(0.2),
+    ...     layers.Dense(10, activation="softmax"),
+    ... ])
+"""
+from . import _core
+
+Layer = _core.Layer
+Dense = _core.Dense
+Activation = _core.Activation
+Dropout = _core.Dropout
+Flatten = _core.Flatten
+Reshape = _core.Reshape
+
+# Input (functional API) is added here by the model code.
+
+
+def deserialize(config):
+    """Rebuild a layer from ``{"class_name": ..., "config": ...}`` as Keras's layers.deserialize."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"Expected a dict with 'class_name' and 'config'. Received: config={config!r}")
+    return _core.layer_from_config(config["class_name"], dict(config.get("config", {})))
+
+
+def serialize(layer):
+    """``{"class_name": ..., "config": layer.get_config()}`` as Keras's layers.serialize."""
+    return {"class_name": layer.class_name, "config": layer.get_config()}
+
+
+__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Layer", "Reshape", "deserialize", "serialize"]

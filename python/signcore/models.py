@@ -1,0 +1,531 @@
+"""Models with Keras's API. A `Sequential` (or, later, functional `Model`) holds a `_core.Model`:
+the graph, the flat parameter buffer and the C++ batch loop. This file only turns Python arguments
+into arrays and C++ objects, and C++ results back into Keras's return values."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _core
+from . import losses as _losses
+from . import metrics as _metrics
+from . import optimizers as _optimizers
+from .callbacks import Callback
+from .functional import KerasTensor
+
+__all__ = ["Model", "Sequential", "load_model"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Argument checking and conversion
+
+def _float_array(a, what):
+    """Return `a` as a C-contiguous float32 array, or raise naming what was received."""
+    if isinstance(a, KerasTensor):
+        raise TypeError(f"{what} must be an array of data, not a symbolic tensor. Received: {a!r}")
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold numbers or booleans. Received: an array of dtype {arr.dtype}")
+    if arr.ndim == 0:
+        raise ValueError(f"{what} must have a batch axis. Received: a scalar {arr!r}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise ValueError(f"{what} contains {bad} NaN or infinite value(s); clean the data before training.")
+    return arr
+
+
+def _verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
+    return int(verbose)
+
+
+def _positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{what} must be a positive integer. Received: {what}={value!r}")
+    return int(value)
+
+
+def _non_negative_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{what} must be a non-negative integer. Received: {what}={value!r}")
+    return int(value)
+
+
+def _check_callbacks(callbacks):
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, _core.Callback):
+        callbacks = [callbacks]
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, _core.Callback):
+            raise TypeError(f"callbacks must be signcore.callbacks.Callback instances. Received: {cb!r}")
+    return callbacks
+
+
+class Variable:
+    """A view of one weight tensor of a model (Keras's Variable): name, shape, numpy(), assign()."""
+
+    def __init__(self, model, info):
+        self._model = model
+        self._index = info["index"]
+        self.name = info["name"]
+        self.path = info["name"]
+        self.shape = tuple(info["shape"])
+        self.trainable = info["trainable"]
+        self.dtype = "float32"
+
+    def numpy(self):
+        return self._model._core.get_weight(self._index)
+
+    def assign(self, value):
+        self._model._core.set_weight(self._index, np.asarray(value, dtype=np.float32))
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def __repr__(self):
+        return f"<Variable path={self.name}, shape={self.shape}, dtype=float32>"
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+
+class Model:
+    """A trainable model, as keras.Model.
+
+    Today models are built with `Sequential`; `Model(inputs, outputs)` (the functional API) comes
+    with multi-input support.
+    """
+
+    def __init__(self, *args, **kwargs):
+        if type(self) is Model:
+            raise NotImplementedError(
+                "The functional API Model(inputs, outputs) is not available yet; use Sequential([...]).")
+        raise TypeError(f"{type(self).__name__} must call its own constructor")
+
+    # -- construction helpers ---------------------------------------------------------------
+    @classmethod
+    def _from_core(cls, core):
+        """Wrap an existing, built `_core.Model` (e.g. one read from a file)."""
+        model = Sequential.__new__(Sequential)
+        model._core = core
+        model._layers = list(core.layers)
+        model._input = None
+        model.history = None
+        return model
+
+    def _ensure_built(self, x_arrays=None):
+        if not self._core.built:
+            self._build_from(x_arrays)
+        return self._core
+
+    def _build_from(self, x_arrays):  # pragma: no cover - subclasses implement
+        raise NotImplementedError
+
+    def build(self, input_shape=None):
+        """Build the model for `input_shape` (with the batch axis, e.g. `(None, 784)`)."""
+        if input_shape is not None:
+            shape = tuple(input_shape)[1:]
+            self._build_from([np.zeros((1,) + tuple(int(d) for d in shape), np.float32)])
+        else:
+            self._ensure_built()
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def name(self):
+        return self._core.name
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def get_layer(self, name=None, index=None):
+        """Return a layer by name or by index (as keras.Model.get_layer)."""
+        if index is not None:
+            if not isinstance(index, numbers.Integral) or not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index!r} but model only has "
+                                 f"{len(self._layers)} layers.")
+            return self._layers[index]
+        if name is None:
+            raise ValueError("Provide either a layer name or a layer index.")
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self._layers]}.")
+
+    @property
+    def optimizer(self):
+        return self._core.optimizer
+
+    @property
+    def stop_training(self):
+        return self._core.stop_training
+
+    @stop_training.setter
+    def stop_training(self, value):
+        self._core.stop_training = bool(value)
+
+    @property
+    def built(self):
+        return self._core.built
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + list(self._core.metric_names)
+
+    def _variables(self, which=None):
+        self._require_built("weights")
+        infos = self._core.weights_info()
+        return [Variable(self, i) for i in infos if which is None or i["trainable"] == which]
+
+    @property
+    def weights(self):
+        return self._variables()
+
+    @property
+    def trainable_weights(self):
+        return self._variables(True)
+
+    @property
+    def non_trainable_weights(self):
+        return self._variables(False)
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    def _require_built(self, what):
+        if not self._core.built:
+            try:
+                self._ensure_built()
+            except ValueError:
+                raise ValueError(
+                    f"Model '{self.name}' has not yet been built, so it has no {what}. Give the first "
+                    "layer an input_shape, start with Input(shape), or call build()/fit() first.") from None
+
+    def get_weights(self):
+        """All weights as NumPy arrays, in Keras order (layer by layer, kernel before bias)."""
+        self._require_built("weights")
+        return [self._core.get_weight(i) for i in range(len(self._core.weights_info()))]
+
+    def set_weights(self, weights):
+        """Set all weights from a list of arrays shaped like `get_weights()`."""
+        self._require_built("weights")
+        infos = self._core.weights_info()
+        weights = list(weights)
+        if len(weights) != len(infos):
+            raise ValueError(f"set_weights expects a list of {len(infos)} arrays for model '{self.name}'. "
+                             f"Received: a list of {len(weights)} arrays")
+        arrays = [_float_array(w, f"weight '{i['name']}'") if np.ndim(w) else np.asarray(w, np.float32)
+                  for w, i in zip(weights, infos)]
+        for w, i in zip(arrays, infos):  # check every shape before changing anything
+            if tuple(w.shape) != tuple(i["shape"]):
+                raise ValueError(f"Weight '{i['name']}' has shape {tuple(i['shape'])}. "
+                                 f"Received: an array of shape {w.shape}")
+        for w, i in zip(arrays, infos):
+            self._core.set_weight(i["index"], w)
+
+    def count_params(self):
+        self._require_built("parameters")
+        return int(self._core.count_params())
+
+    def summary(self, line_length=None, positions=None, print_fn=None, **kwargs):
+        """Print Keras's summary table: layers, output shapes, parameter counts and totals."""
+        self._require_built("summary")
+        text = self._core.summary(int(line_length or 65))
+        if print_fn is None:
+            print(text, end="")
+        else:
+            for line in text.rstrip("\n").split("\n"):
+                print_fn(line)
+
+    # -- training -----------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """Configure training (as keras.Model.compile).
+
+        Args:
+            optimizer: name ("adam", "sgd", ...) or an optimizer instance.
+            loss: name ("sparse_categorical_crossentropy", ...) or a loss instance.
+            metrics: list of metric names, e.g. ["accuracy"].
+        """
+        unsupported = {k: v for k, v in kwargs.items() if v is not None}
+        if unsupported:
+            raise TypeError(f"Unrecognized or unsupported keyword arguments passed to compile: {unsupported}")
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'. Received: loss=None")
+        opt = _optimizers.get(optimizer)
+        loss_obj = _losses.get(loss)
+        if metrics is None:
+            names = []
+        else:
+            if isinstance(metrics, (str, _core.Metric)):
+                metrics = [metrics]
+            if isinstance(metrics, dict):
+                raise TypeError(f"metrics must be a list. Received: {metrics!r}")
+            names = [_metrics.metric_name(m) for m in metrics]
+        self._core.compile(opt, loss_obj, names)
+        self._compiled_with = (opt, loss_obj, names)
+
+    def _require_compiled(self, what):
+        if not self._core.compiled:
+            raise RuntimeError(f"You must call compile() on model '{self.name}' before {what}().")
+
+    def _inputs(self, x, what="x"):
+        """One float32 array per model input."""
+        n_inputs = max(1, len(self._core.input_shapes)) if self._core.built else self._n_inputs()
+        if isinstance(x, (list, tuple)) and n_inputs > 1:
+            if len(x) != n_inputs:
+                raise ValueError(f"Model '{self.name}' expects {n_inputs} inputs. Received: {len(x)} arrays")
+            return [_float_array(a, f"{what}[{k}]") for k, a in enumerate(x)]
+        if isinstance(x, dict):
+            raise TypeError(f"{what} as a dict is not supported. Received keys: {list(x)}")
+        if x is None:
+            raise ValueError(f"{what} is required. Received: {what}=None")
+        return [_float_array(x, what)]
+
+    def _n_inputs(self):
+        return 1
+
+    def _targets(self, y, n, what="y"):
+        if y is None:
+            raise ValueError(f"{what} is required for training and evaluation. Received: {what}=None")
+        y = _float_array(y, what)
+        if y.shape[0] != n:
+            raise ValueError(f"x and {what} must have the same number of samples. "
+                             f"Received: x has {n} samples, {what} has {y.shape[0]}")
+        return y
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train the model (as keras.Model.fit); returns a History.
+
+        The epoch and batch loops run in C++ without the GIL; Ctrl-C stops at the next batch
+        boundary with KeyboardInterrupt and leaves the model usable.
+        """
+        for arg, val in (("class_weight", class_weight), ("sample_weight", sample_weight),
+                         ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
+            if val is not None:
+                raise NotImplementedError(f"fit(..., {arg}=...) is not supported yet. Received: {arg}={val!r}")
+        if validation_freq != 1:
+            raise NotImplementedError(f"fit(validation_freq={validation_freq!r}) is not supported yet")
+        self._require_compiled("fit")
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        epochs = _non_negative_int(epochs, "epochs")
+        initial_epoch = _non_negative_int(initial_epoch, "initial_epoch")
+        verbose = _verbose(verbose)
+        xs = self._inputs(x)
+        n = xs[0].shape[0]
+        ys = self._targets(y, n)
+        for k, a in enumerate(xs):
+            if a.shape[0] != n:
+                raise ValueError(f"All inputs must have the same number of samples. Received: {n} and {a.shape[0]}")
+        if not isinstance(validation_split, numbers.Real) or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1). Received: validation_split={validation_split!r}")
+        val_x = val_y = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val). Received: "
+                                 f"{type(validation_data).__name__} of length {len(validation_data) if hasattr(validation_data, '__len__') else '?'}")
+            val_x = self._inputs(validation_data[0], "validation_data x")
+            val_y = self._targets(validation_data[1], val_x[0].shape[0], "validation_data y")
+        elif validation_split:
+            split = int(np.floor(n * (1.0 - validation_split)))  # Keras: the last fraction, before shuffling
+            if split == 0 or split == n:
+                raise ValueError(f"validation_split={validation_split} leaves an empty training or validation "
+                                 f"set for {n} samples")
+            val_x, val_y = [a[split:] for a in xs], ys[split:]
+            xs, ys = [a[:split] for a in xs], ys[:split]
+        if not isinstance(shuffle, bool):
+            raise ValueError(f"shuffle must be True or False (batch-wise shuffling is not supported). Received: {shuffle!r}")
+        self._ensure_built(xs)
+        callbacks = _check_callbacks(callbacks)
+        steps = -(-xs[0].shape[0] // batch_size)
+        params = {"verbose": verbose, "epochs": epochs, "steps": steps}
+        for cb in callbacks:
+            if hasattr(cb, "set_model"):
+                cb.set_model(self)
+            if hasattr(cb, "set_params"):
+                cb.set_params(dict(params))
+        history = self._core.fit(xs, ys, batch_size, epochs, verbose, shuffle, initial_epoch,
+                                 callbacks, val_x, val_y)
+        history.model = self
+        history.params = params
+        self.history = history
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Loss and metrics on the given data: a scalar (no metrics), a list, or a dict."""
+        if sample_weight is not None or steps is not None:
+            raise NotImplementedError("evaluate(sample_weight=..., steps=...) is not supported yet")
+        self._require_compiled("evaluate")
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        xs = self._inputs(x)
+        ys = self._targets(y, xs[0].shape[0])
+        self._ensure_built(xs)
+        callbacks = _check_callbacks(callbacks)
+        for cb in callbacks:
+            if hasattr(cb, "set_model"):
+                cb.set_model(self)
+        logs = self._core.evaluate(xs, ys, batch_size, _verbose(verbose), callbacks)
+        if return_dict:
+            return dict(logs)
+        values = [logs[k] for k in self.metrics_names if k in logs]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for `x`, computed batch by batch in C++; returns a NumPy array."""
+        if steps is not None:
+            raise NotImplementedError("predict(steps=...) is not supported yet")
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        xs = self._inputs(x)
+        self._ensure_built(xs)
+        callbacks = _check_callbacks(callbacks)
+        for cb in callbacks:
+            if hasattr(cb, "set_model"):
+                cb.set_model(self)
+        return self._core.predict(xs, batch_size, _verbose(verbose), callbacks)
+
+    def _batch_result(self, logs, return_dict):
+        if return_dict:
+            return dict(logs)
+        values = [logs[k] for k in self.metrics_names if k in logs]
+        return values[0] if len(values) == 1 else values
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimisation step on one batch; returns the loss (and metrics) before the update."""
+        if sample_weight is not None or class_weight is not None:
+            raise NotImplementedError("train_on_batch(sample_weight=..., class_weight=...) is not supported yet")
+        self._require_compiled("train_on_batch")
+        xs = self._inputs(x)
+        ys = self._targets(y, xs[0].shape[0])
+        self._ensure_built(xs)
+        return self._batch_result(self._core.train_on_batch(xs, ys), return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        if sample_weight is not None:
+            raise NotImplementedError("test_on_batch(sample_weight=...) is not supported yet")
+        self._require_compiled("test_on_batch")
+        xs = self._inputs(x)
+        ys = self._targets(y, xs[0].shape[0])
+        self._ensure_built(xs)
+        return self._batch_result(self._core.test_on_batch(xs, ys), return_dict)
+
+    def predict_on_batch(self, x):
+        xs = self._inputs(x)
+        self._ensure_built(xs)
+        return self._core.predict_on_batch(xs)
+
+    # -- saving -------------------------------------------------------------------------------
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Save architecture, weights and optimizer state in signcore's file format (docs/FORMAT.md)."""
+        from . import saving
+        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        from . import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        from . import saving
+        saving.load_weights(self, filepath)
+
+    def __reduce__(self):
+        from . import saving
+        return (saving.model_from_bytes, (saving.model_to_bytes(self),))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class Sequential(Model):
+    """A linear stack of layers, as keras.Sequential.
+
+    Args:
+        layers: optional list of layers (optionally starting with `Input(shape)`).
+        name: model name; automatic otherwise ("sequential", "sequential_1", ...).
+    """
+
+    def __init__(self, layers=None, name=None, **kwargs):
+        if kwargs.pop("trainable", True) is not True or kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to Sequential: {kwargs}")
+        self._core = _core.Model(name or _core.unique_name("sequential"))
+        self._layers = []
+        self._input = None
+        self.history = None
+        if layers is not None:
+            if isinstance(layers, (_core.Layer, KerasTensor)):
+                layers = [layers]
+            for layer in layers:
+                self.add(layer)
+
+    def add(self, layer):
+        """Append a layer (or, first, an `Input`)."""
+        if self._core.built:
+            raise ValueError(f"Model '{self.name}' is already built; layers cannot be added to it. "
+                             "Create a new Sequential with all layers instead.")
+        if isinstance(layer, KerasTensor):
+            if self._layers or self._input is not None:
+                raise ValueError("Input(...) can only be the first entry of a Sequential model")
+            self._input = layer
+            return
+        if isinstance(layer, Model):
+            raise TypeError(f"Nesting models inside Sequential is not supported yet. Received: {layer!r}")
+        if not isinstance(layer, _core.Layer):
+            raise TypeError(f"Sequential.add expects a layer instance. Received: {layer!r} "
+                            f"of type {type(layer).__name__}")
+        if any(existing is layer for existing in self._layers):
+            raise ValueError(f"Layer '{layer.name}' is already in model '{self.name}'")
+        names = {l.name for l in self._layers}
+        if layer.name in names:
+            raise ValueError(f"All layers added to a Sequential model should have unique names. "
+                             f"Name '{layer.name}' is already the name of a layer in this model.")
+        self._layers.append(layer)
+        if len(self._layers) == 1 and self._input is None and layer.input_shape_hint is not None:
+            self._input = KerasTensor(tuple(layer.input_shape_hint), "float32", _core.unique_name("input_layer"))
+
+    def pop(self):
+        if self._core.built:
+            raise ValueError("pop() is not supported on a built model")
+        if not self._layers:
+            raise TypeError("There are no layers in the model.")
+        self._layers.pop()
+
+    def _ensure_built(self, x_arrays=None):
+        if not self._core.built:
+            self._build_from(x_arrays)
+        return self._core
+
+    def _build_from(self, x_arrays):
+        if not self._layers:
+            raise ValueError(f"Model '{self.name}' has no layers; add some before building it.")
+        if self._input is None:
+            if not x_arrays:
+                raise ValueError(
+                    f"Model '{self.name}' has not yet been built: its input shape is unknown. Give the first "
+                    "layer an input_shape, start with Input(shape), call build(input_shape), or fit() on data.")
+            self._input = KerasTensor(tuple(x_arrays[0].shape[1:]), "float32", _core.unique_name("input_layer"))
+        shape = tuple(self._input.shape[1:])
+        core = _core.Model(self._core.name)
+        ref = core.add_input(self._input.name or "input_layer", list(shape), self._input.dtype)
+        for layer in self._layers:
+            ref = core.add_node(layer, [ref])
+        core.set_output(ref)
+        core.build()  # raises (leaving the layers reusable) if a layer rejects its input shape
+        if self._core.compiled:
+            core.compile(*self._compiled_with)
+        self._core = core
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    """Load a model saved with `model.save` (as keras.models.load_model)."""
+    from . import saving
+    return saving.load_model(filepath)

@@ -1,0 +1,96 @@
+"""Dense and Activation against PyTorch: the forward and every gradient (input, kernel, bias) for each
+activation. Keras's kernel is (in, units); torch.nn.Linear's weight is its transpose."""
+import zlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from signcore import _core, layers
+
+pytestmark = pytest.mark.torch
+
+TORCH_ACTIVATIONS = {
+    "linear": lambda z: z,
+    "relu": F.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softmax": lambda z: F.softmax(z, dim=-1),
+    "leaky_relu": lambda z: F.leaky_relu(z, negative_slope=0.2),
+    "elu": lambda z: F.elu(z, alpha=1.0),
+    "gelu": lambda z: F.gelu(z, approximate="none"),
+    "selu": F.selu,
+    "softplus": lambda z: F.softplus(z, beta=1.0, threshold=1e9),  # no linear cut-over
+    "softsign": F.softsign,
+    "silu": F.silu,
+    "hard_sigmoid": F.hardsigmoid,  # relu6(x + 3) / 6, as Keras 3
+    "exponential": torch.exp,
+}
+
+
+@pytest.mark.parametrize("activation", list(TORCH_ACTIVATIONS))
+@pytest.mark.parametrize("lead", [(), (5,)])
+def test_dense_matches_torch(activation, lead):
+    rng = np.random.default_rng(zlib.crc32(f"{activation}{lead}".encode()))
+    n, f, u = 16, 10, 7
+    x = rng.normal(size=(n,) + lead + (f,)).astype(np.float32)
+    w = rng.normal(scale=0.4, size=(f, u)).astype(np.float32)
+    b = rng.normal(scale=0.3, size=u).astype(np.float32)
+    dy = rng.normal(size=(n,) + lead + (u,)).astype(np.float32)
+
+    layer = layers.Dense(u, activation=activation)
+    h = _core.LayerHarness(layer, [list(lead + (f,))])
+    layer.set_weights([w, b])
+    y = h.forward([x])
+    dx, = h.backward(dy)
+    dw, db = np.split(h.param_grads(), [f * u])
+
+    linear = torch.nn.Linear(f, u).double()
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(w.T.astype(np.float64)))
+        linear.bias.copy_(torch.from_numpy(b.astype(np.float64)))
+    tx = torch.from_numpy(x.astype(np.float64)).requires_grad_()
+    ty = TORCH_ACTIVATIONS[activation](linear(tx))
+    ty.backward(torch.from_numpy(dy.astype(np.float64)))
+
+    tol = dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(y, ty.detach().numpy(), **tol, err_msg="forward")
+    np.testing.assert_allclose(dx, tx.grad.numpy(), **tol, err_msg="dL/dx")
+    np.testing.assert_allclose(dw.reshape(f, u), linear.weight.grad.numpy().T, rtol=1e-4, atol=1e-4,
+                               err_msg="dL/dkernel")
+    np.testing.assert_allclose(db, linear.bias.grad.numpy(), rtol=1e-4, atol=1e-4, err_msg="dL/dbias")
+
+
+@pytest.mark.parametrize("activation", list(TORCH_ACTIVATIONS))
+def test_activation_layer_matches_torch(activation):
+    rng = np.random.default_rng(7)
+    x = rng.normal(scale=2.0, size=(6, 4, 9)).astype(np.float32)
+    dy = rng.normal(size=x.shape).astype(np.float32)
+    h = _core.LayerHarness(layers.Activation(activation), [[4, 9]])
+    y = h.forward([x])
+    dx, = h.backward(dy)
+    tx = torch.from_numpy(x.astype(np.float64)).requires_grad_()
+    ty = TORCH_ACTIVATIONS[activation](tx)
+    ty.backward(torch.from_numpy(dy.astype(np.float64)))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=2e-5, atol=2e-5)
+
+
+def test_dense_without_bias_matches_torch():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 6)).astype(np.float32)
+    w = rng.normal(size=(6, 4)).astype(np.float32)
+    dy = rng.normal(size=(8, 4)).astype(np.float32)
+    layer = layers.Dense(4, activation="gelu", use_bias=False)
+    h = _core.LayerHarness(layer, [[6]])
+    layer.set_weights([w])
+    y = h.forward([x])
+    dx, = h.backward(dy)
+    tx = torch.from_numpy(x.astype(np.float64)).requires_grad_()
+    tw = torch.from_numpy(w.astype(np.float64)).requires_grad_()
+    ty = F.gelu(tx @ tw)
+    ty.backward(torch.from_numpy(dy.astype(np.float64)))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(h.param_grads().reshape(6, 4), tw.grad.numpy(), rtol=1e-4, atol=1e-4)
