@@ -6,7 +6,15 @@
 
 namespace signcore {
 
-json Layer::get_config() const { return json{{"name", name_}, {"trainable", trainable_}}; }
+json Layer::get_config() const {
+  json c{{"name", name_}, {"trainable", trainable_}};
+  if (input_shape_hint) {
+    json shape = json::array({nullptr});
+    for (auto d : *input_shape_hint) shape.push_back(d);
+    c["batch_input_shape"] = shape;
+  }
+  return c;
+}
 
 Shape Layer::build_in(const std::vector<Shape>& input_shapes, Parameters& params) {
   if (params_) fail<ValueError>("Layer '", name_, "' is already part of a built model; create a new layer");
@@ -83,6 +91,16 @@ LayerPtr layer_from_config(const std::string& class_name, const json& config) {
   if (it == registry().end()) fail<ValueError>("Unknown layer class. Received: '", class_name, "'");
   LayerPtr layer = it->second(config);
   if (config.contains("trainable")) layer->set_trainable(config["trainable"].get<bool>());
+  if (config.contains("batch_input_shape") && config["batch_input_shape"].is_array()) {
+    Shape s;
+    const auto& b = config["batch_input_shape"];
+    for (std::size_t i = 1; i < b.size(); ++i) {
+      if (!b[i].is_number_unsigned() || b[i].get<std::size_t>() == 0)
+        fail<ValueError>("batch_input_shape must hold positive sizes after the batch axis. Received: ", b.dump());
+      s.push_back(b[i].get<std::size_t>());
+    }
+    layer->input_shape_hint = s;
+  }
   return layer;
 }
 

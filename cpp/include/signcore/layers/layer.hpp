@@ -6,7 +6,8 @@
 //      (no batch axis). The layer checks them, declares its weights with params.add(...) in Keras
 //      order, remembers the indices and the Parameters, and returns its per-sample output shape.
 //   3. forward(inputs, y, ctx) computes y (whose buffer the model owns and reuses between batches)
-//      and caches whatever backward needs. `inputs` stay alive and unchanged until backward.
+//      and caches whatever backward needs. `inputs` and `y` stay alive and unchanged until the
+//      matching backward, so a layer may keep pointers to them instead of copies.
 //   4. backward(dy, dinputs) takes dL/dy for the last forward, writes dL/dx into each non-null
 //      entry of dinputs (a null entry means no one needs that gradient: skip the work) and
 //      ACCUMULATES (+=) the gradients of its weights into params.grad(i). The model zeroes all
