@@ -4,20 +4,22 @@
 #   make test    set everything up (once), build and install signcore, run the whole test suite
 #
 # Every step is idempotent and skipped when already done:
-#   1. Debian packages (apt-get) only when `dpkg -s` says one is missing;
+#   1. Debian packages (apt-get) only when dpkg says one is not installed;
 #   2. a virtual environment in .venv;
 #   3. the Python dependencies, only when the requirement list changed (a stamp keyed on its hash);
 #   4. `pip install .` only when a source file changed; the CMake build folder build/<wheel tag> is
 #      kept between runs, so only what changed is recompiled.
 #
 # Variables: PYTHON (interpreter that creates the venv), DEMO_ARGS (e.g. DEMO_ARGS="--epochs 5"),
-# PYTEST_ARGS (e.g. PYTEST_ARGS="-k dense -x"), BENCH_ARGS (e.g. BENCH_ARGS="--threads 1").
+# TESTS (files or folders to test, default tests), PYTEST_ARGS (e.g. PYTEST_ARGS="-k dense -x"),
+# BENCH_ARGS (e.g. BENCH_ARGS="--threads 1").
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+PYTHON = python3
+TESTS = tests
 VENV := .venv
 VPY := $(VENV)/bin/python
 
@@ -58,7 +60,8 @@ setup: apt $(DEPS_STAMP)
 apt:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do \
-	  dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get: installing$$missing"; \
@@ -86,7 +89,7 @@ demo: build
 
 # Run from the repository root: python/ is not on sys.path, so the installed package is tested.
 test: build
-	env -u SIGNCORE_DEV_BUILD MPLBACKEND=Agg $(VPY) -m pytest tests -q $(PYTEST_ARGS)
+	env -u SIGNCORE_DEV_BUILD MPLBACKEND=Agg $(VPY) -m pytest $(TESTS) -q $(PYTEST_ARGS)
 
 bench: build
 	@for b in benchmarks/bench_*.py; do \

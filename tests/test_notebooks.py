@@ -54,6 +54,11 @@ def test_notebook_runs(path):
         assert cell.get("execution_count") is not None, f"cell {i} of {path.name} did not run"
         for out in cell.get("outputs", []):
             assert out.get("output_type") != "error", f"cell {i} of {path.name}: {out}"
+    if path.name == "00_quickstart.ipynb":
+        # The sample digits, the training curves and the confusion matrix are drawn inline.
+        images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        assert len(images) == 3
 
 
 @pytest.mark.slow

@@ -42,7 +42,22 @@ py::array weight_copy(Model& m, std::size_t i) {
 }  // namespace
 
 void bind_model(py::module_& m) {
+  m.def("layer_output_shape", [](Layer& layer, const std::vector<Shape>& shapes) { return layer.compute_output_shape(shapes); },
+        py::arg("layer"), py::arg("input_shapes"),
+        "Per-sample output shape of `layer` for these per-sample input shapes, without building it.");
+
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
+      .def_property_readonly("input_names", [](const Model& self) {
+        std::vector<std::string> names;
+        for (const auto& in : self.inputs()) names.push_back(in.name);
+        return names;
+      })
+      .def_property_readonly("input_dtypes", [](const Model& self) {
+        std::vector<std::string> d;
+        for (const auto& in : self.inputs()) d.push_back(in.dtype);
+        return d;
+      })
+      .def_property_readonly("output_node", &Model::output_node)
       .def(py::init<std::string>(), py::arg("name") = "model")
       .def_property("name", &Model::name, &Model::set_name)
       .def("add_input",
@@ -50,7 +65,17 @@ void bind_model(py::module_& m) {
              return self.add_input(ModelInput{name, shape, dtype});
            },
            py::arg("name"), py::arg("shape"), py::arg("dtype") = "float32")
-      .def("add_node", &Model::add_node, py::arg("layer"), py::arg("inputs"))
+      .def("add_node",
+           [](Model& self, LayerPtr layer, std::vector<int> inputs, std::optional<int> mask) {
+             return self.add_node(std::move(layer), std::move(inputs), mask ? *mask : kNoMask);
+           },
+           py::arg("layer"), py::arg("inputs"), py::arg("mask") = py::none())
+      .def_property_readonly("nodes", [](const Model& self) {
+        py::list out;
+        for (const auto& n : self.nodes())
+          out.append(py::make_tuple(n.layer, n.inputs, n.mask == kNoMask ? py::object(py::none()) : py::int_(n.mask)));
+        return out;
+      })
       .def("set_output", &Model::set_output)
       .def("build", &Model::build)
       .def_property_readonly("built", &Model::built)

@@ -6,6 +6,8 @@ PYBIND11_MODULE(_core, m) {
   using namespace signcore::bindings;
   bind_utils(m);
   bind_layers(m);
+  bind_layers_pooling(m);
+  bind_layers_conv(m);
   bind_losses_metrics(m);
   bind_optimizers(m);
   bind_callbacks(m);

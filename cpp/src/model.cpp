@@ -26,7 +26,15 @@ int Model::add_input(const ModelInput& input) {
   return input_ref(static_cast<int>(inputs_.size()) - 1);
 }
 
-int Model::add_node(LayerPtr layer, std::vector<int> inputs) {
+namespace {
+// Mask sources: tensor references use the node/input convention; a node's own computed mask is
+// encoded below every input reference.
+constexpr int kComputedBase = -1000000;
+int computed_mask(int node) { return kComputedBase - node; }
+bool is_computed(int src) { return src != kNoMask && src <= kComputedBase; }
+}  // namespace
+
+int Model::add_node(LayerPtr layer, std::vector<int> inputs, int mask) {
   if (built_) fail<StateError>("cannot add layer '", layer ? layer->name() : "?", "' to model '", name_, "' after it was built");
   if (!layer) fail<ValueError>("add_node needs a layer. Received: None");
   if (inputs.empty()) fail<ValueError>("layer '", layer->name(), "' needs at least one input");
@@ -38,7 +46,11 @@ int Model::add_node(LayerPtr layer, std::vector<int> inputs) {
   for (const auto& node : nodes_)
     if (node.layer == layer)
       fail<ValueError>("layer '", layer->name(), "' is used twice; shared layers are not supported yet");
-  nodes_.push_back(Node{std::move(layer), std::move(inputs)});
+  if (mask != kNoMask) {
+    const bool ok = mask >= 0 ? mask < n : (-1 - mask) < static_cast<int>(inputs_.size());
+    if (!ok) fail<ValueError>("layer '", layer->name(), "' is given an unknown mask tensor ", mask);
+  }
+  nodes_.push_back(Node{std::move(layer), std::move(inputs), mask});
   output_ = n;
   return n;
 }
@@ -61,6 +73,19 @@ void Model::build() {
       shapes[i] = nodes_[i].layer->build_in(in, params_);
     }
     params_.allocate();
+    in_mask_.assign(nodes_.size(), kNoMask);
+    out_mask_.assign(nodes_.size(), kNoMask);
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      const Node& node = nodes_[i];
+      if (node.mask != kNoMask) in_mask_[i] = node.mask;
+      else if (node.inputs.size() == 1 && node.inputs[0] >= 0) in_mask_[i] = out_mask_[node.inputs[0]];
+      switch (node.layer->mask_mode()) {
+        case MaskMode::None: out_mask_[i] = kNoMask; break;
+        case MaskMode::PassThrough: out_mask_[i] = in_mask_[i]; break;
+        case MaskMode::Compute: out_mask_[i] = computed_mask(static_cast<int>(i)); break;
+      }
+    }
+    masks_.assign(nodes_.size(), Tensor());
   } catch (...) {
     // Leave the layers reusable: a failed build (e.g. a shape mismatch) must not half-own them.
     for (auto& node : nodes_) node.layer->reset_build();
@@ -100,9 +125,18 @@ const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training)
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     in.clear();
     for (int ref : nodes_[i].inputs) in.push_back(ref >= 0 ? &outs_[ref] : x[-1 - ref]);
-    nodes_[i].layer->forward(in, outs_[i], ctx);
+    ctx.mask = resolve_mask(in_mask_[i], x);
+    Layer& layer = *nodes_[i].layer;
+    if (layer.mask_mode() == MaskMode::Compute) layer.compute_mask(in, ctx.mask, masks_[i]);
+    layer.forward(in, outs_[i], ctx);
   }
   return outs_[output_];
+}
+
+const Tensor* Model::resolve_mask(int src, const std::vector<const Tensor*>& x) const {
+  if (src == kNoMask) return nullptr;
+  if (is_computed(src)) return &masks_[kComputedBase - src];
+  return src >= 0 ? &outs_[src] : x[-1 - src];
 }
 
 void Model::backward(const Tensor& dy) {

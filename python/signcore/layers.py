@@ -39,3 +39,24 @@ def serialize(layer):
 
 
 __all__ = ["Activation", "Dense", "Dropout", "Flatten", "Layer", "Reshape", "deserialize", "serialize"]
+
+# Pooling, BatchNormalization and SpatialDropout2D (cpp/bindings/layers_pooling.cpp).
+MaxPooling2D = _core.MaxPooling2D
+AveragePooling2D = _core.AveragePooling2D
+GlobalAveragePooling2D = _core.GlobalAveragePooling2D
+GlobalMaxPooling2D = _core.GlobalMaxPooling2D
+BatchNormalization = _core.BatchNormalization
+SpatialDropout2D = _core.SpatialDropout2D
+MaxPool2D = MaxPooling2D  # Keras's aliases
+AvgPool2D = AveragePooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
+__all__ += ["AvgPool2D", "AveragePooling2D", "BatchNormalization", "GlobalAvgPool2D",
+            "GlobalAveragePooling2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "MaxPool2D",
+            "MaxPooling2D", "SpatialDropout2D"]
+
+# Convolutions (cpp/bindings/layers_conv.cpp).
+Conv2D = _core.Conv2D
+ZeroPadding2D = _core.ZeroPadding2D
+Convolution2D = Conv2D
+__all__ += ["Conv2D", "Convolution2D", "ZeroPadding2D"]

@@ -98,27 +98,45 @@ class Variable:
 # Model
 
 class Model:
-    """A trainable model, as keras.Model.
+    """A trainable model, as keras.Model, built with the functional API.
 
-    Today models are built with `Sequential`; `Model(inputs, outputs)` (the functional API) comes
-    with multi-input support.
+    Args:
+        inputs: an `Input(...)` tensor or a list of them.
+        outputs: the symbolic tensor computed from them by calling layers.
+        name: model name; automatic otherwise ("functional", "functional_1", ...).
+
+    Example:
+        features = Input((50, 1280)); mask = Input((50,), dtype="bool")
+        x = layers.SimpleRNN(128)(features, mask=mask)
+        model = Model([features, mask], layers.Dense(15, activation="softmax")(x))
     """
 
-    def __init__(self, *args, **kwargs):
-        if type(self) is Model:
-            raise NotImplementedError(
-                "The functional API Model(inputs, outputs) is not available yet; use Sequential([...]).")
-        raise TypeError(f"{type(self).__name__} must call its own constructor")
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        if kwargs.pop("trainable", True) is not True or kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to Model: {kwargs}")
+        if type(self) is not Model:
+            raise TypeError(f"{type(self).__name__} must define its own constructor")
+        if inputs is None or outputs is None:
+            raise ValueError("Model(inputs, outputs) needs both. Subclassed models with a Python call() are "
+                             "not supported: the forward pass runs in C++.")
+        from .functional import build_core_model
+        self._core = build_core_model(inputs, outputs, name or _core.unique_name("functional"))
+        self._layers = list(self._core.layers)
+        self.history = None
 
     # -- construction helpers ---------------------------------------------------------------
     @classmethod
     def _from_core(cls, core):
         """Wrap an existing, built `_core.Model` (e.g. one read from a file)."""
-        model = Sequential.__new__(Sequential)
+        nodes = core.nodes
+        chain = len(core.input_shapes) == 1 and all(
+            inputs == [k - 1] and mask is None for k, (_, inputs, mask) in enumerate(nodes))
+        model = Model.__new__(Sequential if chain else Model)
         model._core = core
         model._layers = list(core.layers)
-        model._input = None
         model.history = None
+        if chain:
+            model._input = None
         return model
 
     def _ensure_built(self, x_arrays=None):
@@ -290,7 +308,7 @@ class Model:
         return [_float_array(x, what)]
 
     def _n_inputs(self):
-        return 1
+        return max(1, len(self._core.input_shapes))
 
     def _targets(self, y, n, what="y"):
         if y is None:

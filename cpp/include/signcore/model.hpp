@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,9 +20,14 @@
 namespace signcore {
 
 // One application of a layer. inputs[k] >= 0 names an earlier node; input_ref(i) names model input i.
+// `mask` optionally names a tensor (same convention) whose values are the (N, T) sequence mask
+// given explicitly at the call (Keras: layer(x, mask=m)); otherwise the mask, if any, comes from
+// the input node (see Layer::mask_mode).
+constexpr int kNoMask = std::numeric_limits<int>::min();
 struct Node {
   LayerPtr layer;
   std::vector<int> inputs;
+  int mask = kNoMask;
 };
 constexpr int input_ref(int i) { return -1 - i; }
 
@@ -48,7 +54,7 @@ class Model {
 
   // --- graph ---------------------------------------------------------------------------------
   int add_input(const ModelInput& input);
-  int add_node(LayerPtr layer, std::vector<int> inputs);
+  int add_node(LayerPtr layer, std::vector<int> inputs, int mask = kNoMask);
   void set_output(int node);
   // Build every layer in graph order and allocate + initialise the parameters (once).
   void build();
@@ -116,6 +122,11 @@ class Model {
   bool built_ = false;
   Parameters params_;
   std::vector<Tensor> outs_, grads_;  // per node: last forward output and dL/d(output)
+  // Where each node's input mask and output mask come from, resolved once at build():
+  // kNoMask, a tensor reference (model input or node output values), or computed_mask(i).
+  std::vector<int> in_mask_, out_mask_;
+  std::vector<Tensor> masks_;  // per node: its computed mask (MaskMode::Compute only)
+  const Tensor* resolve_mask(int src, const std::vector<const Tensor*>& x) const;
 
   OptimizerPtr optimizer_;
   LossPtr loss_;

@@ -16,19 +16,27 @@ std::string noise_str(const Dropout::NoiseShape& ns) {
   }
   return s + (ns.size() == 1 ? ",)" : ")");
 }
+
+// Checks the rate before an automatic name is taken, so a rejected call does not use one up.
+std::string checked_dropout_name(double rate, std::string name, const char* prefix) {
+  if (!(rate >= 0.0 && rate < 1.0))
+    fail<ValueError>("Invalid value received for argument `rate`. Expected a float value in [0, 1). "
+                     "Received: rate=", rate);
+  return name.empty() ? unique_name(prefix) : std::move(name);
+}
 }  // namespace
 
 Dropout::Dropout(double rate, std::optional<NoiseShape> noise_shape, std::optional<std::uint64_t> seed,
                  std::string name)
-    : Layer(name.empty() ? unique_name("dropout") : std::move(name)),
+    : Dropout(rate, std::move(noise_shape), seed, std::move(name), "dropout") {}
+
+Dropout::Dropout(double rate, std::optional<NoiseShape> noise_shape, std::optional<std::uint64_t> seed,
+                 std::string name, const char* prefix)
+    : Layer(checked_dropout_name(rate, std::move(name), prefix)),
       rate_(rate),
       noise_shape_(std::move(noise_shape)),
       seed_(seed),
-      own_rng_(seed.value_or(0)) {
-  if (!(rate >= 0.0 && rate < 1.0))
-    fail<ValueError>("Invalid value received for argument `rate`. Expected a float value in [0, 1). "
-                     "Received: rate=", rate);
-}
+      own_rng_(seed.value_or(0)) {}
 
 LayerPtr Dropout::from_config(const json& c) {
   try {
@@ -98,8 +106,8 @@ Shape Dropout::resolve_noise_shape(const Shape& xs) const {
 // x: (N, ...) -> y: (N, ...) = x * mask
 void Dropout::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
-  const Shape xs = shape_of(x);
-  ensure_shape(y, xs);
+  x_shape_ = shape_of(x);
+  ensure_shape(y, x_shape_);
   applied_ = ctx.training && rate_ > 0.0;
   if (!applied_) {
     std::copy(x.data(), x.data() + x.size(), y.data());
@@ -108,45 +116,57 @@ void Dropout::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const
   Rng& rng = seed_ ? own_rng_ : *ctx.rng;
   const float scale = static_cast<float>(1.0 / (1.0 - rate_));
   const double rate = rate_;
-  // A uniform draw in [0, 1) from the top 24 bits; the value is kept when u >= rate.
-  auto draw = [&rng, rate, scale]() -> float {
+  // A uniform draw in [0, 1) from the top 24 bits; the value is kept when u >= rate. The mask is
+  // drawn in row-major order of its own (possibly smaller) shape.
+  mask_shape_ = resolve_noise_shape(x_shape_);
+  mask_.resize(shape_size(mask_shape_));
+  for (auto& v : mask_) {
     const double u = static_cast<double>(rng() >> 40) * (1.0 / 16777216.0);
-    return u >= rate ? scale : 0.f;
-  };
+    v = u >= rate ? scale : 0.f;
+  }
+  // Strides of the mask seen through x's shape: 0 on the broadcast axes.
+  const std::size_t rank = x_shape_.size();
+  mask_strides_.assign(rank, 0);
+  std::size_t st = 1;
+  for (std::size_t i = rank; i-- > 0;) {
+    mask_strides_[i] = mask_shape_[i] == 1 && x_shape_[i] != 1 ? 0 : st;
+    st *= mask_shape_[i];
+  }
+  apply_mask(x.data(), y.data());
+}
 
-  ensure_shape(mask_, xs);
-  float* mask = mask_.data();
-  const Shape ms = resolve_noise_shape(xs);
-  if (ms == xs) {
-    for (std::size_t i = 0; i < mask_.size(); ++i) mask[i] = draw();
-  } else {
-    // Draw the small mask, then broadcast it: mask strides are 0 on the broadcast axes.
-    std::vector<float> small(shape_size(ms));
-    for (auto& v : small) v = draw();
-    const std::size_t rank = xs.size();
-    std::vector<std::size_t> mstride(rank, 0);
-    std::size_t s = 1;
-    for (std::size_t i = rank; i-- > 0;) {
-      mstride[i] = ms[i] == 1 && xs[i] != 1 ? 0 : s;
-      s *= ms[i];
+void Dropout::apply_mask(const float* src, float* dst) const {
+  const float* mask = mask_.data();
+  const std::size_t size = shape_size(x_shape_);
+  if (mask_shape_ == x_shape_) {
+    for (std::size_t i = 0; i < size; ++i) dst[i] = src[i] * mask[i];
+    return;
+  }
+  // Row by row along the last axis; an odometer over the other axes tracks the mask offset.
+  const std::size_t rank = x_shape_.size();
+  const std::size_t L = rank ? x_shape_.back() : 1, ls = rank ? mask_strides_.back() : 0;
+  if (L == 0 || size == 0) return;
+  std::vector<std::size_t> idx(rank, 0);
+  std::size_t m = 0;
+  for (std::size_t row = 0; row < size / L; ++row) {
+    const float* s = src + row * L;
+    float* d = dst + row * L;
+    if (ls == 0) {
+      const float v = mask[m];
+      for (std::size_t j = 0; j < L; ++j) d[j] = s[j] * v;
+    } else {
+      const float* mr = mask + m;
+      for (std::size_t j = 0; j < L; ++j) d[j] = s[j] * mr[j];
     }
-    std::vector<std::size_t> idx(rank, 0);
-    std::size_t m = 0;  // offset into `small` for the multi-index idx
-    for (std::size_t i = 0; i < mask_.size(); ++i) {
-      mask[i] = small[m];
-      for (std::size_t a = rank; a-- > 0;) {  // increment idx, last axis fastest
-        if (++idx[a] < xs[a]) {
-          m += mstride[a];
-          break;
-        }
-        m -= mstride[a] * (xs[a] - 1);
-        idx[a] = 0;
+    for (std::size_t a = rank - 1; a-- > 0;) {  // next row: increment idx over the leading axes
+      if (++idx[a] < x_shape_[a]) {
+        m += mask_strides_[a];
+        break;
       }
+      m -= mask_strides_[a] * (x_shape_[a] - 1);
+      idx[a] = 0;
     }
   }
-  const float* xd = x.data();
-  float* yd = y.data();
-  for (std::size_t i = 0; i < x.size(); ++i) yd[i] = xd[i] * mask[i];
 }
 
 void Dropout::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
@@ -159,13 +179,63 @@ void Dropout::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
     std::copy(g, g + dy.size(), d);
     return;
   }
-  if (mask_.size() != dy.size())
-    fail<ValueError>("Layer '", name_, "' (Dropout): the output gradient has shape ",
-                     shape_str(shape_of(dy), false), ", expected ", shape_str(shape_of(mask_), false));
-  const float* mask = mask_.data();
-  for (std::size_t i = 0; i < dy.size(); ++i) d[i] = g[i] * mask[i];
+  if (shape_of(dy) != x_shape_)
+    fail<ValueError>("Layer '", name_, "' (", class_name(), "): the output gradient has shape ",
+                     shape_str(shape_of(dy), false), ", expected ", shape_str(x_shape_, false));
+  apply_mask(g, d);
 }
 
 SIGNCORE_REGISTER_LAYER(Dropout);
+
+// ----- SpatialDropout2D -----------------------------------------------------------------------------
+
+namespace {
+std::optional<Dropout::NoiseShape> spatial_noise_shape(const std::string& data_format) {
+  if (!data_format.empty() && data_format != "channels_last") {
+    if (data_format == "channels_first")
+      fail<ValueError>("SpatialDropout2D: signcore is channels-last throughout; data_format="
+                       "'channels_first' is not supported. Received: data_format='", data_format, "'");
+    fail<ValueError>("SpatialDropout2D: the `data_format` argument must be one of 'channels_last' or "
+                     "'channels_first'. Received: data_format='", data_format, "'");
+  }
+  // (N, 1, 1, C): one draw per sample and channel.
+  return Dropout::NoiseShape{std::nullopt, std::size_t{1}, std::size_t{1}, std::nullopt};
+}
+}  // namespace
+
+SpatialDropout2D::SpatialDropout2D(double rate, const std::string& data_format,
+                                   std::optional<std::uint64_t> seed, std::string name)
+    : Dropout(rate, spatial_noise_shape(data_format), seed, std::move(name), "spatial_dropout2d") {}
+
+LayerPtr SpatialDropout2D::from_config(const json& c) {
+  try {
+    std::optional<std::uint64_t> seed;
+    if (c.contains("seed") && !c["seed"].is_null()) seed = c["seed"].get<std::uint64_t>();
+    const std::string fmt =
+        c.contains("data_format") && c["data_format"].is_string() ? c["data_format"].get<std::string>() : "";
+    return std::make_shared<SpatialDropout2D>(c.at("rate").get<double>(), fmt, seed,
+                                              c.value("name", std::string()));
+  } catch (const json::exception& e) {
+    fail<ValueError>("Invalid SpatialDropout2D config (", e.what(), "). Received: ", c.dump());
+  }
+}
+
+json SpatialDropout2D::get_config() const {
+  json c = Dropout::get_config();
+  c.erase("noise_shape");
+  c["data_format"] = "channels_last";
+  return c;
+}
+
+// (H, W, C) -> (H, W, C)
+Shape SpatialDropout2D::build(const std::vector<Shape>& input_shapes, Parameters& params) {
+  expect_inputs(input_shapes, 1);
+  if (input_shapes[0].size() != 3)
+    fail<ValueError>("Layer '", name_, "' (SpatialDropout2D) expects images of shape (None, height, "
+                     "width, channels). Received: input_shape=", shape_str(input_shapes[0]));
+  return Dropout::build(input_shapes, params);
+}
+
+SIGNCORE_REGISTER_LAYER(SpatialDropout2D);
 
 }  // namespace signcore

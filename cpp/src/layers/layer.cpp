@@ -28,6 +28,16 @@ Shape Layer::build_in(const std::vector<Shape>& input_shapes, Parameters& params
   return output_shape_;
 }
 
+Shape Layer::compute_output_shape(const std::vector<Shape>& input_shapes) {
+  if (params_) fail<ValueError>("Layer '", name_, "' is already part of a built model; shared layers are not supported yet");
+  Parameters scratch;
+  const std::vector<std::size_t> ids = weight_ids_;
+  Shape out = build_in(input_shapes, scratch);
+  reset_build();
+  weight_ids_ = ids;
+  return out;
+}
+
 void Layer::reset_build() {
   params_ = nullptr;
   weight_ids_.clear();

@@ -16,6 +16,8 @@ class Activation : public Layer {
   static LayerPtr from_config(const json& config);
 
   std::string class_name() const override { return "Activation"; }
+  // Works step by step on the last axis, so a sequence mask passes through unchanged (as Keras).
+  MaskMode mask_mode() const override { return MaskMode::PassThrough; }
   Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;

@@ -25,16 +25,26 @@ class Dropout : public Layer {
   static LayerPtr from_config(const json& config);
 
   std::string class_name() const override { return "Dropout"; }
+  // Element-wise, so a sequence mask passes through unchanged (as Keras).
+  MaskMode mask_mode() const override { return MaskMode::PassThrough; }
   Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
   json get_config() const override;
 
   double rate() const { return rate_; }
+  std::optional<std::uint64_t> seed() const { return seed_; }
+
+ protected:
+  // For subclasses: `prefix` names the layer when `name` is empty ("spatial_dropout2d").
+  Dropout(double rate, std::optional<NoiseShape> noise_shape, std::optional<std::uint64_t> seed,
+          std::string name, const char* prefix);
 
  private:
   // The mask shape for an input of tensor shape `x_shape` (batch included), validated.
   Shape resolve_noise_shape(const Shape& x_shape) const;
+  // dst = src * mask, the mask broadcast to x's shape (src and dst have x_shape_'s size).
+  void apply_mask(const float* src, float* dst) const;
 
   double rate_;
   std::optional<NoiseShape> noise_shape_;
@@ -42,7 +52,22 @@ class Dropout : public Layer {
   Rng own_rng_;
 
   bool applied_ = false;  // whether the last forward dropped anything (training and rate > 0)
-  Tensor mask_;           // (N, ...) as x: 0 or 1 / (1 - rate), for backward
+  Shape x_shape_;         // (N, ...) the last input's shape
+  Shape mask_shape_;      // the mask's shape: x_shape_, or 1 on the broadcast axes
+  std::vector<std::size_t> mask_strides_;  // per axis of x: the mask's stride, 0 where broadcast
+  std::vector<float> mask_;                // mask_shape_: 0 or 1 / (1 - rate), for backward
+};
+
+class SpatialDropout2D : public Dropout {
+ public:
+  // ValueError unless 0 <= rate < 1 and data_format is "" / "channels_last".
+  explicit SpatialDropout2D(double rate, const std::string& data_format = "",
+                            std::optional<std::uint64_t> seed = std::nullopt, std::string name = "");
+  static LayerPtr from_config(const json& config);
+
+  std::string class_name() const override { return "SpatialDropout2D"; }
+  Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
+  json get_config() const override;
 };
 
 }  // namespace signcore

@@ -34,7 +34,14 @@ using json = nlohmann::json;
 struct Context {
   bool training = false;
   Rng* rng = nullptr;  // dropout masks etc.; never null during forward
+  // Sequence mask (N, T) for this call: 1 = use the step, 0 = skip it (Keras's boolean mask), or
+  // null. It stays alive until the matching backward.
+  const Tensor* mask = nullptr;
 };
+
+// What a layer does with a sequence mask (Keras's supports_masking / compute_mask):
+// None drops it, PassThrough hands the incoming mask on unchanged, Compute makes a new one.
+enum class MaskMode { None, PassThrough, Compute };
 
 class Layer {
  public:
@@ -54,6 +61,16 @@ class Layer {
   virtual Shape build(const std::vector<Shape>& input_shapes, Parameters& params) = 0;
   virtual void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) = 0;
   virtual void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) = 0;
+
+  // Masking. Layers that keep the time axis and do not mix steps pass the mask on.
+  virtual MaskMode mask_mode() const { return MaskMode::None; }
+  // For MaskMode::Compute: write the output mask (N, T) from the inputs and the incoming mask.
+  virtual void compute_mask(const std::vector<const Tensor*>& inputs, const Tensor* mask,
+                            Tensor& out_mask) const {}
+
+  // Output shape for these input shapes without building (used when layers are called on
+  // symbolic inputs): runs build() against a scratch Parameters and forgets it again.
+  Shape compute_output_shape(const std::vector<Shape>& input_shapes);
 
   // The arguments that rebuild this layer (Keras get_config keys). Base adds name and trainable.
   virtual json get_config() const;

@@ -1,0 +1,183 @@
+// Python bindings of the convolution layers: Conv2D and ZeroPadding2D. Constructors take Keras's
+// Python signatures (argument handling shared with layers.cpp through layer_args.hpp).
+#include <memory>
+#include <string>
+
+#include "bindings.hpp"
+#include "layer_args.hpp"
+#include "signcore/errors.hpp"
+#include "signcore/initializers.hpp"
+#include "signcore/layers/conv2d.hpp"
+#include "signcore/layers/padding.hpp"
+
+namespace signcore::bindings {
+
+namespace {
+
+Conv2D::Pair pair_arg(const py::handle& obj, const char* arg, const char* cls) {
+  const auto v = int_tuple_arg(obj, 2, arg, cls);
+  return {v[0], v[1]};
+}
+
+template <class A>
+py::tuple tuple2(const A& a) {
+  return py::make_tuple(a[0], a[1]);
+}
+
+// ZeroPadding2D's padding: an int, (symmetric_height, symmetric_width) or
+// ((top, bottom), (left, right)); every entry a non-negative integer.
+std::array<std::array<long long, 2>, 2> zero_padding_arg(const py::handle& obj) {
+  const char* cls = "ZeroPadding2D";
+  auto bad = [&]() {
+    fail<ValueError>("ZeroPadding2D: `padding` should be either an int >= 0, a tuple of 2 ints "
+                     "(symmetric_height_pad, symmetric_width_pad), or a tuple of 2 tuples of 2 ints "
+                     "((top_pad, bottom_pad), (left_pad, right_pad)). Received: padding=",
+                     repr_of(obj));
+  };
+  if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj)) {
+    if (py::isinstance<py::bool_>(obj) || !(py::isinstance<py::int_>(obj) || py::hasattr(obj, "__index__")))
+      bad();
+    const long long k = int_arg(obj, "padding", cls);
+    if (k < 0) bad();
+    return {{{k, k}, {k, k}}};
+  }
+  auto seq = obj.cast<py::sequence>();
+  if (py::len(seq) != 2) bad();
+  std::array<std::array<long long, 2>, 2> p{};
+  for (std::size_t a = 0; a < 2; ++a) {
+    const char* name = a == 0 ? "1st entry of padding" : "2nd entry of padding";
+    const auto v = int_tuple_arg(seq[a], 2, name, cls, /*allow_zero=*/true);
+    p[a] = {v[0], v[1]};
+  }
+  return p;
+}
+
+}  // namespace
+
+void bind_layers_conv(py::module_& m) {
+  // ----- Conv2D ---------------------------------------------------------------------------------------
+  py::class_<Conv2D, Layer, std::shared_ptr<Conv2D>>(m, "Conv2D", R"doc(
+2D convolution layer: `output = activation(conv2d(inputs, kernel) + bias)`, over channels-last
+images (the kernel is cross-correlated with the input, as in Keras).
+
+Args:
+    filters: Positive integer, the number of output channels.
+    kernel_size: Integer or tuple of 2 integers, the (height, width) of the convolution window.
+    strides: Integer or tuple of 2 integers, the stride along height and width. `strides > 1` is
+        incompatible with `dilation_rate > 1`.
+    padding: "valid" (no padding) or "same" (pad with zeros so that the output has
+        ceil(input / stride) rows and columns; an odd padding pixel goes at the bottom / right).
+        Case-insensitive.
+    data_format: None or "channels_last" (signcore is channels-last throughout).
+    dilation_rate: Integer or tuple of 2 integers, the dilation of the convolution window.
+    groups: Must be 1 (grouped convolutions are not supported).
+    activation: Activation name (e.g. "relu"). None means linear.
+    use_bias: Whether the layer uses a bias vector.
+    kernel_initializer: Initializer name for the kernel, shaped (kh, kw, in_channels, filters).
+    bias_initializer: Initializer name for the bias vector, shaped (filters,).
+
+Input shape: (batch_size, height, width, channels).
+Output shape: (batch_size, new_height, new_width, filters), with new_height =
+floor((height - dilated_kernel_height) / stride) + 1 for "valid", ceil(height / stride) for "same";
+likewise for the width.
+)doc")
+      .def(py::init([](const py::object& filters, const py::object& kernel_size,
+                       const py::object& strides, const py::object& padding,
+                       const py::object& data_format, const py::object& dilation_rate,
+                       const py::object& groups, const py::object& activation, bool use_bias,
+                       const py::object& kernel_initializer, const py::object& bias_initializer,
+                       const py::object& kernel_regularizer, const py::object& bias_regularizer,
+                       const py::object& activity_regularizer, const py::object& kernel_constraint,
+                       const py::object& bias_constraint, const py::object& name,
+                       const py::object& trainable, const py::object& input_shape,
+                       const py::object& dtype, py::kwargs kwargs) {
+             const char* cls = "Conv2D";
+             BaseArgs b = base_args(cls, name, trainable, input_shape, dtype, kwargs);
+             const long long f = int_arg(filters, "filters", cls);
+             if (f <= 0)
+               fail<ValueError>("Invalid value for argument `filters`. Expected a strictly positive "
+                                "value. Received: filters=", f);
+             const auto ks = pair_arg(kernel_size, "kernel_size", cls);
+             const auto st = pair_arg(strides, "strides", cls);
+             const std::string pad = padding_arg(padding, cls);
+             data_format_arg(data_format, cls);
+             const auto dil = pair_arg(dilation_rate, "dilation_rate", cls);
+             const long long g = int_arg(groups, "groups", cls);
+             const std::string act = activation_arg(activation, cls);
+             const std::string ki = initializer_arg(kernel_initializer, "kernel_initializer", cls);
+             const std::string bi = initializer_arg(bias_initializer, "bias_initializer", cls);
+             unsupported_none(kernel_regularizer, "kernel_regularizer", cls);
+             unsupported_none(bias_regularizer, "bias_regularizer", cls);
+             unsupported_none(activity_regularizer, "activity_regularizer", cls);
+             unsupported_none(kernel_constraint, "kernel_constraint", cls);
+             unsupported_none(bias_constraint, "bias_constraint", cls);
+             // The C++ constructor validates the rest before it takes an automatic name.
+             return finish(std::make_shared<Conv2D>(f, ks, st, pad, "channels_last", dil, g, act,
+                                                    use_bias, ki, bi, b.name),
+                           b);
+           }),
+           py::arg("filters"), py::arg("kernel_size"), py::arg("strides") = py::make_tuple(1, 1),
+           py::arg("padding") = "valid", py::arg("data_format") = py::none(),
+           py::arg("dilation_rate") = py::make_tuple(1, 1), py::arg("groups") = 1,
+           py::arg("activation") = py::none(), py::arg("use_bias") = true,
+           py::arg("kernel_initializer") = "glorot_uniform", py::arg("bias_initializer") = "zeros",
+           py::arg("kernel_regularizer") = py::none(), py::arg("bias_regularizer") = py::none(),
+           py::arg("activity_regularizer") = py::none(), py::arg("kernel_constraint") = py::none(),
+           py::arg("bias_constraint") = py::none(), py::kw_only(), py::arg("name") = py::none(),
+           py::arg("trainable") = true, py::arg("input_shape") = py::none(),
+           py::arg("dtype") = py::none())
+      .def_property_readonly("filters", &Conv2D::filters)
+      .def_property_readonly("kernel_size", [](const Conv2D& l) { return tuple2(l.kernel_size()); })
+      .def_property_readonly("strides", [](const Conv2D& l) { return tuple2(l.strides()); })
+      .def_property_readonly("padding", [](const Conv2D& l) { return conv_padding_name(l.padding()); })
+      .def_property_readonly("data_format", [](const Conv2D&) { return "channels_last"; })
+      .def_property_readonly("dilation_rate", [](const Conv2D& l) { return tuple2(l.dilation_rate()); })
+      .def_property_readonly("groups", [](const Conv2D&) { return 1; })
+      .def_property_readonly("use_bias", &Conv2D::use_bias)
+      .def_property_readonly("activation", [](const Conv2D& l) { return activation_function(l.activation()); })
+      .def_static("from_config", [](const py::dict& c) { return layer_from_config("Conv2D", py_to_json(c)); });
+
+  // ----- ZeroPadding2D --------------------------------------------------------------------------------
+  py::class_<ZeroPadding2D, Layer, std::shared_ptr<ZeroPadding2D>>(m, "ZeroPadding2D", R"doc(
+Zero-padding layer for 2D input (e.g. pictures): adds rows and columns of zeros at the top, bottom,
+left and right side of each image.
+
+Args:
+    padding: Int, tuple of 2 ints, or tuple of 2 tuples of 2 ints.
+        - int: the same symmetric padding for height and width.
+        - (symmetric_height_pad, symmetric_width_pad).
+        - ((top_pad, bottom_pad), (left_pad, right_pad)).
+    data_format: None or "channels_last".
+
+Input shape: (batch_size, rows, cols, channels).
+Output shape: (batch_size, top_pad + rows + bottom_pad, left_pad + cols + right_pad, channels).
+)doc")
+      .def(py::init([](const py::object& padding, const py::object& data_format,
+                       const py::object& name, const py::object& trainable,
+                       const py::object& input_shape, const py::object& dtype, py::kwargs kwargs) {
+             const char* cls = "ZeroPadding2D";
+             BaseArgs b = base_args(cls, name, trainable, input_shape, dtype, kwargs);
+             const auto p = zero_padding_arg(padding);
+             data_format_arg(data_format, cls);
+             return finish(std::make_shared<ZeroPadding2D>(p, "channels_last", b.name), b);
+           }),
+           py::arg("padding") = py::make_tuple(1, 1), py::arg("data_format") = py::none(),
+           py::kw_only(), py::arg("name") = py::none(), py::arg("trainable") = true,
+           py::arg("input_shape") = py::none(), py::arg("dtype") = py::none())
+      .def_property_readonly("padding",
+                             [](const ZeroPadding2D& l) {
+                               const auto& p = l.padding();
+                               return py::make_tuple(tuple2(p[0]), tuple2(p[1]));
+                             })
+      .def_property_readonly("data_format", [](const ZeroPadding2D&) { return "channels_last"; })
+      .def_static("from_config",
+                  [](const py::dict& c) { return layer_from_config("ZeroPadding2D", py_to_json(c)); });
+
+  // ----- tuning ---------------------------------------------------------------------------------------
+  m.def("_conv_chunk_bytes", [] { return Conv2D::chunk_bytes(); },
+        "Bytes of the im2col column buffer per chunk (process-wide).");
+  m.def("_set_conv_chunk_bytes", [](std::size_t bytes) { Conv2D::set_chunk_bytes(bytes); },
+        py::arg("bytes"), "Set the im2col chunk size in bytes (benchmarks and tuning).");
+}
+
+}  // namespace signcore::bindings

@@ -1,0 +1,63 @@
+// BatchNormalization over the last (channel) axis, any rank: (N, C), (N, H, W, C), (N, T, H, W, C).
+//   x: (N, ..., C) -> y: (N, ..., C),  y = gamma (x - mean) / sqrt(var + epsilon) + beta
+// Weights, Keras order: gamma (if scale), beta (if center), moving_mean, moving_variance, all (C,);
+// the moving statistics are declared non-learnable (never trained, counted as non-trainable).
+//
+// Training (ctx.training and the layer trainable): mean and the biased variance of the batch over
+// every axis but the last (M = N * ... values per channel), and in the same forward
+//   moving = moving * momentum + batch * (1 - momentum)   (the biased variance too, as Keras 3).
+// Otherwise (inference, or trainable=False, which Keras 3 runs in inference mode) the moving
+// statistics normalise, and the layer is a per-channel affine map.
+//
+// Statistics are summed in double over fixed blocks of rows and the block sums combined in block
+// order, so results do not depend on the thread count.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "signcore/layers/layer.hpp"
+
+namespace signcore {
+
+class BatchNormalization : public Layer {
+ public:
+  // ValueError unless axis is -1 (or the last axis, checked in build), 0 <= momentum <= 1,
+  // epsilon > 0, and the initialisers are known.
+  BatchNormalization(long long axis = -1, double momentum = 0.99, double epsilon = 1e-3, bool center = true,
+                     bool scale = true, std::string beta_initializer = "zeros",
+                     std::string gamma_initializer = "ones", std::string moving_mean_initializer = "zeros",
+                     std::string moving_variance_initializer = "ones", std::string name = "");
+  static LayerPtr from_config(const json& config);
+
+  std::string class_name() const override { return "BatchNormalization"; }
+  Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
+  void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
+  json get_config() const override;
+
+  long long axis() const { return axis_; }
+  double momentum() const { return momentum_; }
+  double epsilon() const { return epsilon_; }
+  bool center() const { return center_; }
+  bool scale() const { return scale_; }
+
+ private:
+  long long axis_;
+  double momentum_, epsilon_;
+  bool center_, scale_;
+  std::string beta_initializer_, gamma_initializer_, moving_mean_initializer_, moving_variance_initializer_;
+
+  std::size_t channels_ = 0;  // C
+  std::size_t gamma_id_ = 0, beta_id_ = 0, mean_id_ = 0, var_id_ = 0;
+
+  // Cached by forward for backward.
+  const Tensor* x_ = nullptr;   // the input (alive and unchanged until backward)
+  bool batch_stats_ = false;    // whether the last forward normalised with the batch statistics
+  std::vector<double> mean_;    // (C,) the mean used by the last forward
+  std::vector<double> invstd_;  // (C,) 1 / sqrt(var + epsilon) used by the last forward
+  std::vector<float> scale_c_, shift_c_;  // (C,) scratch: y = x * scale_c + shift_c
+  std::vector<double> partial_;           // (blocks, 2C) scratch for blocked sums
+};
+
+}  // namespace signcore

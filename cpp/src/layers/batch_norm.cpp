@@ -1,0 +1,297 @@
+#include "signcore/layers/batch_norm.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "signcore/errors.hpp"
+#include "signcore/initializers.hpp"
+#include "signcore/parallel.hpp"
+
+namespace signcore {
+
+namespace {
+
+// Rows per block of the blocked sums: about 16K values per block whatever C is. The block layout
+// depends only on (M, C), never on the thread count, which keeps the sums deterministic.
+std::size_t rows_per_block(std::size_t C) { return std::max<std::size_t>(1, (std::size_t{1} << 14) / C); }
+
+// Grain for the element-wise passes, in rows.
+std::size_t row_grain(std::size_t C) { return std::max<std::size_t>(1, (std::size_t{1} << 14) / C); }
+
+// Per-channel sums over the rows of a (M, C) matrix, computed block by block in parallel and
+// combined in block order: out1[c] = sum_m f1(m, c), out2[c] = sum_m f2(m, c), where `body(r0, r1,
+// s1, s2)` adds the rows [r0, r1) into the block's double accumulators s1, s2 (C each).
+template <class Body>
+void blocked_channel_sums(std::size_t M, std::size_t C, std::vector<double>& partial, double* out1,
+                          double* out2, Body&& body) {
+  std::fill(out1, out1 + C, 0.0);
+  std::fill(out2, out2 + C, 0.0);
+  if (M == 0) return;
+  const std::size_t R = rows_per_block(C), B = (M + R - 1) / R;
+  partial.assign(B * 2 * C, 0.0);
+  parallel_for(B, 1, [&](std::size_t b0, std::size_t b1) {
+    for (std::size_t b = b0; b < b1; ++b) {
+      double* s1 = partial.data() + b * 2 * C;
+      body(b * R, std::min(M, (b + 1) * R), s1, s1 + C);
+    }
+  });
+  for (std::size_t b = 0; b < B; ++b) {
+    const double* s1 = partial.data() + b * 2 * C;
+    const double* s2 = s1 + C;
+    for (std::size_t c = 0; c < C; ++c) {
+      out1[c] += s1[c];
+      out2[c] += s2[c];
+    }
+  }
+}
+
+}  // namespace
+
+BatchNormalization::BatchNormalization(long long axis, double momentum, double epsilon, bool center,
+                                       bool scale, std::string beta_initializer,
+                                       std::string gamma_initializer, std::string moving_mean_initializer,
+                                       std::string moving_variance_initializer, std::string name)
+    : Layer("batch_normalization"),
+      axis_(axis),
+      momentum_(momentum),
+      epsilon_(epsilon),
+      center_(center),
+      scale_(scale),
+      beta_initializer_(std::move(beta_initializer)),
+      gamma_initializer_(std::move(gamma_initializer)),
+      moving_mean_initializer_(std::move(moving_mean_initializer)),
+      moving_variance_initializer_(std::move(moving_variance_initializer)) {
+  if (axis_ == 0 || axis_ < -1)
+    fail<ValueError>("BatchNormalization: signcore normalises the last (channel) axis only; use "
+                     "axis=-1. Received: axis=", axis_);
+  if (!(momentum_ >= 0.0 && momentum_ <= 1.0))
+    fail<ValueError>("BatchNormalization: `momentum` must be a float in [0, 1]. Received: momentum=",
+                     momentum_);
+  if (!(epsilon_ >= 0.0) || !std::isfinite(epsilon_))
+    fail<ValueError>("BatchNormalization: `epsilon` must be a non-negative float. Received: epsilon=",
+                     epsilon_);
+  check_initializer(beta_initializer_);
+  check_initializer(gamma_initializer_);
+  check_initializer(moving_mean_initializer_);
+  check_initializer(moving_variance_initializer_);
+  // The automatic name is taken only once the arguments are known to be good.
+  name_ = name.empty() ? unique_name("batch_normalization") : std::move(name);
+}
+
+LayerPtr BatchNormalization::from_config(const json& c) {
+  try {
+    auto init = [&c](const char* key, const char* fallback) {
+      if (!c.contains(key) || c[key].is_null()) return std::string(fallback);
+      const json& v = c[key];
+      return v.is_object() ? v.at("class_name").get<std::string>() : v.get<std::string>();
+    };
+    long long axis = -1;
+    if (c.contains("axis") && !c["axis"].is_null()) {
+      const json& a = c["axis"];
+      // Keras 2 wrote a one-element list.
+      axis = a.is_array() ? (a.size() == 1 ? a[0].get<long long>() : 0) : a.get<long long>();
+      if (a.is_array() && a.size() != 1)
+        fail<ValueError>("BatchNormalization: signcore normalises one (the last) axis. Received: axis=",
+                         a.dump());
+    }
+    return std::make_shared<BatchNormalization>(
+        axis, c.value("momentum", 0.99), c.value("epsilon", 1e-3), c.value("center", true),
+        c.value("scale", true), init("beta_initializer", "zeros"), init("gamma_initializer", "ones"),
+        init("moving_mean_initializer", "zeros"), init("moving_variance_initializer", "ones"),
+        c.value("name", std::string()));
+  } catch (const json::exception& e) {
+    fail<ValueError>("Invalid BatchNormalization config (", e.what(), "). Received: ", c.dump());
+  }
+}
+
+json BatchNormalization::get_config() const {
+  json c = Layer::get_config();
+  c["axis"] = axis_;
+  c["momentum"] = momentum_;
+  c["epsilon"] = epsilon_;
+  c["center"] = center_;
+  c["scale"] = scale_;
+  c["beta_initializer"] = beta_initializer_;
+  c["gamma_initializer"] = gamma_initializer_;
+  c["moving_mean_initializer"] = moving_mean_initializer_;
+  c["moving_variance_initializer"] = moving_variance_initializer_;
+  return c;
+}
+
+// (..., C) -> (..., C); gamma, beta, moving_mean, moving_variance: (C,)
+Shape BatchNormalization::build(const std::vector<Shape>& input_shapes, Parameters& params) {
+  expect_inputs(input_shapes, 1);
+  const Shape& in = input_shapes[0];
+  if (in.empty() || in.back() == 0)
+    fail<ValueError>("Layer '", name_, "' (BatchNormalization) needs inputs with a non-empty channel "
+                     "(last) axis, e.g. (None, features) or (None, height, width, channels). Received: "
+                     "input_shape=", shape_str(in));
+  // Keras counts the batch axis: for (None, H, W, C) the last axis is 3.
+  if (axis_ != -1 && axis_ != static_cast<long long>(in.size()))
+    fail<ValueError>("Layer '", name_, "' (BatchNormalization): signcore normalises the last (channel) "
+                     "axis only, which is axis=-1 or axis=", in.size(), " for input_shape=",
+                     shape_str(in), ". Received: axis=", axis_);
+  channels_ = in.back();
+  const Shape s{channels_};
+  if (scale_) gamma_id_ = add_weight(params, "gamma", s, gamma_initializer_);
+  if (center_) beta_id_ = add_weight(params, "beta", s, beta_initializer_);
+  mean_id_ = add_weight(params, "moving_mean", s, moving_mean_initializer_, false);
+  var_id_ = add_weight(params, "moving_variance", s, moving_variance_initializer_, false);
+  mean_.assign(channels_, 0.0);
+  invstd_.assign(channels_, 1.0);
+  scale_c_.assign(channels_, 1.f);
+  shift_c_.assign(channels_, 0.f);
+  return in;
+}
+
+// x: (N, ..., C) -> y: (N, ..., C), viewed as M = N * ... rows of C.
+void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+  const Tensor& x = *inputs[0];
+  const Shape xs = shape_of(x);
+  if (xs.size() < 2 || xs.back() != channels_)
+    fail<ValueError>("Layer '", name_, "' (BatchNormalization) expects inputs of shape (N, ..., ",
+                     channels_, "). Received: shape=", shape_str(xs, false));
+  ensure_shape(y, xs);
+  const std::size_t C = channels_, M = x.size() / C;
+  const float* xd = x.data();
+  float* yd = y.data();
+  x_ = &x;
+  batch_stats_ = ctx.training && trainable_;
+  if (M == 0) return;
+
+  float* moving_mean = params_->value(mean_id_);
+  float* moving_var = params_->value(var_id_);
+  if (batch_stats_) {
+    // Pass 1: shifted sums (shift = the first row, so a large mean does not cost precision).
+    std::vector<double> shift(xd, xd + C), s1(C), s2(C);
+    blocked_channel_sums(M, C, partial_, s1.data(), s2.data(),
+                         [&](std::size_t r0, std::size_t r1, double* a1, double* a2) {
+                           const double* k = shift.data();
+                           for (std::size_t r = r0; r < r1; ++r) {
+                             const float* xr = xd + r * C;
+                             for (std::size_t c = 0; c < C; ++c) {
+                               const double d = static_cast<double>(xr[c]) - k[c];
+                               a1[c] += d;
+                               a2[c] += d * d;
+                             }
+                           }
+                         });
+    const double inv_m = 1.0 / static_cast<double>(M), mom = momentum_;
+    for (std::size_t c = 0; c < C; ++c) {
+      const double dm = s1[c] * inv_m;
+      const double var = std::max(s2[c] * inv_m - dm * dm, 0.0);  // biased
+      mean_[c] = shift[c] + dm;
+      invstd_[c] = 1.0 / std::sqrt(var + epsilon_);
+      moving_mean[c] = static_cast<float>(moving_mean[c] * mom + mean_[c] * (1.0 - mom));
+      moving_var[c] = static_cast<float>(moving_var[c] * mom + var * (1.0 - mom));
+    }
+  } else {
+    for (std::size_t c = 0; c < C; ++c) {
+      mean_[c] = moving_mean[c];
+      invstd_[c] = 1.0 / std::sqrt(static_cast<double>(moving_var[c]) + epsilon_);
+    }
+  }
+
+  // Pass 2: y = (x - mean) * (gamma * invstd) + beta
+  const float* gamma = scale_ ? params_->value(gamma_id_) : nullptr;
+  const float* beta = center_ ? params_->value(beta_id_) : nullptr;
+  for (std::size_t c = 0; c < C; ++c) {
+    scale_c_[c] = static_cast<float>((gamma ? gamma[c] : 1.0) * invstd_[c]);
+    shift_c_[c] = beta ? beta[c] : 0.f;
+  }
+  std::vector<float> mean_f(mean_.begin(), mean_.end());
+  const float* mf = mean_f.data();
+  const float* sc = scale_c_.data();
+  const float* sh = shift_c_.data();
+  parallel_for(M, row_grain(C), [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) {
+      const float* xr = xd + r * C;
+      float* yr = yd + r * C;
+      for (std::size_t c = 0; c < C; ++c) yr[c] = (xr[c] - mf[c]) * sc[c] + sh[c];
+    }
+  });
+}
+
+// Training mode (batch statistics), with xh = (x - mean) * invstd and g = gamma (1 without scale):
+//   dbeta += sum dy,  dgamma += sum dy xh,
+//   dx = g invstd (dy - mean(dy) - xh mean(dy xh))
+// Inference mode: dx = dy g invstd, with the same dgamma and dbeta sums.
+void BatchNormalization::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+  if (!x_) fail<StateError>("Layer '", name_, "' (BatchNormalization): backward called before forward");
+  const Tensor& x = *x_;
+  if (shape_of(dy) != shape_of(x))
+    fail<ValueError>("Layer '", name_, "' (BatchNormalization): the output gradient has shape ",
+                     shape_str(shape_of(dy), false), ", expected ", shape_str(shape_of(x), false));
+  Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
+  if (dx) ensure_shape(*dx, shape_of(x));
+  const std::size_t C = channels_, M = x.size() / C;
+  if (M == 0) return;
+  const bool dgamma = scale_ && params_->weights()[gamma_id_].trainable;
+  const bool dbeta = center_ && params_->weights()[beta_id_].trainable;
+  const float* xd = x.data();
+  const float* g = dy.data();
+  const float* gamma = scale_ ? params_->value(gamma_id_) : nullptr;
+
+  // Pass 1 (when needed): S1 = sum dy, S2 = sum dy (x - mean), per channel.
+  std::vector<double> s1(C, 0.0), s2(C, 0.0);
+  if (batch_stats_ || dgamma || dbeta) {
+    const double* mean = mean_.data();
+    blocked_channel_sums(M, C, partial_, s1.data(), s2.data(),
+                         [&](std::size_t r0, std::size_t r1, double* a1, double* a2) {
+                           for (std::size_t r = r0; r < r1; ++r) {
+                             const float* xr = xd + r * C;
+                             const float* gr = g + r * C;
+                             for (std::size_t c = 0; c < C; ++c) {
+                               const double gv = gr[c];
+                               a1[c] += gv;
+                               a2[c] += gv * (static_cast<double>(xr[c]) - mean[c]);
+                             }
+                           }
+                         });
+    if (dgamma) {
+      float* dg = params_->grad(gamma_id_);
+      for (std::size_t c = 0; c < C; ++c) dg[c] += static_cast<float>(s2[c] * invstd_[c]);
+    }
+    if (dbeta) {
+      float* db = params_->grad(beta_id_);
+      for (std::size_t c = 0; c < C; ++c) db[c] += static_cast<float>(s1[c]);
+    }
+  }
+  if (!dx) return;
+
+  // Pass 2: dx = a dy + b (x - mean) + k, per channel coefficients.
+  std::vector<float> a(C), b(C, 0.f), k(C, 0.f), mean_f(mean_.begin(), mean_.end());
+  const double inv_m = 1.0 / static_cast<double>(M);
+  for (std::size_t c = 0; c < C; ++c) {
+    const double gi = (gamma ? gamma[c] : 1.0) * invstd_[c];
+    a[c] = static_cast<float>(gi);
+    if (batch_stats_) {
+      b[c] = static_cast<float>(-gi * invstd_[c] * invstd_[c] * s2[c] * inv_m);
+      k[c] = static_cast<float>(-gi * s1[c] * inv_m);
+    }
+  }
+  float* d = dx->data();
+  const float *pa = a.data(), *pb = b.data(), *pk = k.data(), *mf = mean_f.data();
+  if (batch_stats_) {
+    parallel_for(M, row_grain(C), [&](std::size_t r0, std::size_t r1) {
+      for (std::size_t r = r0; r < r1; ++r) {
+        const float* xr = xd + r * C;
+        const float* gr = g + r * C;
+        float* dr = d + r * C;
+        for (std::size_t c = 0; c < C; ++c) dr[c] = pa[c] * gr[c] + pb[c] * (xr[c] - mf[c]) + pk[c];
+      }
+    });
+  } else {
+    parallel_for(M, row_grain(C), [&](std::size_t r0, std::size_t r1) {
+      for (std::size_t r = r0; r < r1; ++r) {
+        const float* gr = g + r * C;
+        float* dr = d + r * C;
+        for (std::size_t c = 0; c < C; ++c) dr[c] = pa[c] * gr[c];
+      }
+    });
+  }
+}
+
+SIGNCORE_REGISTER_LAYER(BatchNormalization);
+
+}  // namespace signcore
