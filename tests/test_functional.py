@@ -79,3 +79,18 @@ def test_mask_input_is_accepted_and_fed_as_bool():
     m = np.ones((2, 6), bool)
     assert model.predict([x, m], verbose=0).shape == (2, 6, 3)
     assert model._core.input_dtypes == ["float32", "bool"]
+
+
+def test_functional_model_with_mask_saves_and_loads(tmp_path):
+    feats, mask = Input((6, 2), name="feats"), Input((6,), dtype="bool", name="mask")
+    out = layers.Dense(3)(layers.Dense(4, activation="relu")(feats, mask=mask))
+    model = Model([feats, mask], out)
+    model.compile(optimizer="adam", loss="mse")
+    x, m = np.random.default_rng(1).normal(size=(4, 6, 2)).astype(np.float32), np.ones((4, 6), bool)
+    model.train_on_batch([x, m], np.zeros((4, 6, 3), np.float32))
+    path = tmp_path / "f.signcore"
+    model.save(path)
+    loaded = signcore.models.load_model(path)
+    assert type(loaded) is Model
+    assert loaded._core.nodes[0][2] == -2  # the explicit mask (model input 1) survived
+    np.testing.assert_array_equal(loaded.predict([x, m], verbose=0), model.predict([x, m], verbose=0))

@@ -1,7 +1,11 @@
 // Python bindings of the convolution layers: Conv2D and ZeroPadding2D. Constructors take Keras's
 // Python signatures (argument handling shared with layers.cpp through layer_args.hpp).
+#include <algorithm>
+#include <chrono>
 #include <memory>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "bindings.hpp"
 #include "layer_args.hpp"
@@ -9,6 +13,8 @@
 #include "signcore/initializers.hpp"
 #include "signcore/layers/conv2d.hpp"
 #include "signcore/layers/padding.hpp"
+#include "signcore/parameters.hpp"
+#include "signcore/random.hpp"
 
 namespace signcore::bindings {
 
@@ -50,6 +56,39 @@ std::array<std::array<long long, 2>, 2> zero_padding_arg(const py::handle& obj) 
     p[a] = {v[0], v[1]};
   }
   return p;
+}
+
+// Times one layer in C++ alone (no NumPy copies): builds it for `input_shape` (per sample), fills
+// x and dy with normal noise, then runs `iters` steps of forward (training mode) and, if
+// `backward`, backward with dx requested or not. Returns the seconds of each step.
+std::vector<double> benchmark_layer(const LayerPtr& layer, const Shape& input_shape,
+                                    std::size_t batch, std::size_t iters, bool backward,
+                                    bool need_dx) {
+  Parameters params;
+  const Shape out = layer->build_in({input_shape}, params);
+  params.allocate();
+  Rng rng(1234);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  Tensor x = Tensor::from_shape(with_batch(batch, input_shape));
+  for (auto& v : x) v = normal(rng);
+  Tensor dy = Tensor::from_shape(with_batch(batch, out));
+  for (auto& v : dy) v = normal(rng);
+  Tensor y, dx;
+  Context ctx;
+  ctx.training = true;
+  ctx.rng = &rng;
+  std::vector<double> times;
+  for (std::size_t i = 0; i < iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    layer->forward({&x}, y, ctx);
+    if (backward) {
+      params.zero_grads();
+      layer->backward(dy, {need_dx ? &dx : nullptr});
+    }
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  layer->reset_build();
+  return times;
 }
 
 }  // namespace
@@ -178,6 +217,16 @@ Output shape: (batch_size, top_pad + rows + bottom_pad, left_pad + cols + right_
         "Bytes of the im2col column buffer per chunk (process-wide).");
   m.def("_set_conv_chunk_bytes", [](std::size_t bytes) { Conv2D::set_chunk_bytes(bytes); },
         py::arg("bytes"), "Set the im2col chunk size in bytes (benchmarks and tuning).");
+  m.def("_benchmark_layer",
+        [](const LayerPtr& layer, const std::vector<std::size_t>& input_shape, std::size_t batch,
+           std::size_t iters, bool backward, bool need_dx) {
+          py::gil_scoped_release release;
+          return benchmark_layer(layer, Shape(input_shape.begin(), input_shape.end()), batch, iters,
+                                 backward, need_dx);
+        },
+        py::arg("layer"), py::arg("input_shape"), py::arg("batch"), py::arg("iters"),
+        py::arg("backward") = true, py::arg("need_dx") = true,
+        "Seconds per step of forward (+ backward) of a fresh layer, timed in C++ (benchmarks).");
 }
 
 }  // namespace signcore::bindings

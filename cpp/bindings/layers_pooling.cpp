@@ -1,6 +1,8 @@
 // Python bindings of the pooling layers (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
 // GlobalMaxPooling2D), BatchNormalization and SpatialDropout2D. Constructors take Keras's Python
 // signatures (argument handling shared through layer_args.hpp).
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -14,6 +16,8 @@
 #include "signcore/layers/batch_norm.hpp"
 #include "signcore/layers/dropout.hpp"
 #include "signcore/layers/pooling.hpp"
+#include "signcore/parameters.hpp"
+#include "signcore/random.hpp"
 
 namespace signcore::bindings {
 
@@ -84,6 +88,60 @@ void bind_global_pooling2d(py::module_& m, const char* cls, const char* doc) {
       .def_property_readonly("keepdims", &L::keepdims)
       .def_property_readonly("data_format", [](const L&) { return "channels_last"; })
       .def_static("from_config", [cls](const py::dict& c) { return layer_from_config(cls, py_to_json(c)); });
+}
+
+// Median seconds of `repeats` timed forward and backward calls of a fresh layer on x (N, ...),
+// measured in C++ with the GIL released, so no NumPy conversion or copy is counted. For
+// benchmarks/bench_pool_bn.py.
+py::tuple bench_layer(const LayerPtr& layer, const FloatArray& x_arr, const FloatArray& dy_arr,
+                      bool training, int repeats) {
+  if (layer->built())
+    fail<ValueError>("_bench_layer needs a layer that is not part of a model. Received: '", layer->name(), "'");
+  if (repeats < 1) fail<ValueError>("_bench_layer: repeats must be at least 1. Received: ", repeats);
+  Tensor x = to_tensor(x_arr), dy = to_tensor(dy_arr);
+  const Shape xs = shape_of(x);
+  if (xs.size() < 2) fail<ValueError>("_bench_layer: x needs a batch axis. Received: shape=", shape_str(xs, false));
+  Parameters params;
+  const Shape out = layer->build_in({Shape(xs.begin() + 1, xs.end())}, params);
+  params.allocate();
+  if (shape_of(dy) != with_batch(xs[0], out)) {
+    layer->reset_build();
+    fail<ValueError>("_bench_layer: dy must have shape ", shape_str(with_batch(xs[0], out), false),
+                     ". Received: shape=", shape_str(shape_of(dy), false));
+  }
+  std::vector<double> tf, tb;
+  try {
+    py::gil_scoped_release release;
+    Rng rng(0);
+    Context ctx;
+    ctx.training = training;
+    ctx.rng = &rng;
+    Tensor y, dx;
+    std::vector<Tensor*> dinputs{&dx};
+    using clock = std::chrono::steady_clock;
+    for (int i = -2; i < repeats; ++i) {  // two untimed warm-up rounds
+      const auto t0 = clock::now();
+      layer->forward({&x}, y, ctx);
+      const auto t1 = clock::now();
+      params.zero_grads();
+      const auto t2 = clock::now();
+      layer->backward(dy, dinputs);
+      const auto t3 = clock::now();
+      if (i >= 0) {
+        tf.push_back(std::chrono::duration<double>(t1 - t0).count());
+        tb.push_back(std::chrono::duration<double>(t3 - t2).count());
+      }
+    }
+  } catch (...) {
+    layer->reset_build();  // the Parameters it points to are gone
+    throw;
+  }
+  layer->reset_build();
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  return py::make_tuple(median(tf), median(tb));
 }
 
 }  // namespace
@@ -257,6 +315,10 @@ Input shape: (batch_size, height, width, channels). Output shape: same as the in
       .def_property_readonly("data_format", [](const SpatialDropout2D&) { return "channels_last"; })
       .def_static("from_config",
                   [](const py::dict& c) { return layer_from_config("SpatialDropout2D", py_to_json(c)); });
+
+  m.def("_bench_layer", &bench_layer, py::arg("layer"), py::arg("x"), py::arg("dy"),
+        py::arg("training") = true, py::arg("repeats") = 10,
+        "(forward, backward) median seconds of a fresh layer on x, timed in C++ (benchmarks only).");
 }
 
 }  // namespace signcore::bindings

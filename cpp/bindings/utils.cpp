@@ -87,6 +87,7 @@ void bind_utils(py::module_& m) {
     }
   });
 
+  m.attr("__version__") = SIGNCORE_VERSION;
   m.def("set_num_threads", &set_num_threads, py::arg("n"),
         "Set the threads used by OpenBLAS and signcore's own loops together.");
   m.def("get_num_threads", &get_num_threads);

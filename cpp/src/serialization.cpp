@@ -149,10 +149,13 @@ json model_json(const Model& model) {
   json layers = json::array();
   for (const Node& node : model.nodes()) {
     json inbound = json::array();
-    for (int ref : node.inputs) inbound.push_back(ref >= 0 ? json{{"layer", ref}} : json{{"input", -1 - ref}});
-    layers.push_back({{"class_name", node.layer->class_name()},
-                      {"config", node.layer->get_config()},
-                      {"inbound", std::move(inbound)}});
+    auto ref_json = [](int ref) { return ref >= 0 ? json{{"layer", ref}} : json{{"input", -1 - ref}}; };
+    for (int ref : node.inputs) inbound.push_back(ref_json(ref));
+    json entry{{"class_name", node.layer->class_name()},
+               {"config", node.layer->get_config()},
+               {"inbound", std::move(inbound)}};
+    if (node.mask != kNoMask) entry["mask"] = ref_json(node.mask);  // an explicit layer(x, mask=m)
+    layers.push_back(std::move(entry));
   }
   return json{{"name", model.name()}, {"inputs", std::move(inputs)}, {"layers", std::move(layers)},
               {"output", model.output_node()}};
@@ -452,22 +455,24 @@ std::shared_ptr<Model> build_model(const Container& c, const std::string& what) 
       const json& config = r.get(layers[i], "config", where);
       const json& inbound = r.get(layers[i], "inbound", where);
       if (!inbound.is_array()) r.malformed(where + ".inbound is not a list");
-      std::vector<int> refs;
-      for (const json& ref : inbound) {
+      auto parse_ref = [&](const json& ref, const std::string& field) {
         if (ref.is_object() && ref.contains("input") && ref["input"].is_number_unsigned())
-          refs.push_back(input_ref(ref["input"].get<int>()));
-        else if (ref.is_object() && ref.contains("layer") && ref["layer"].is_number_unsigned())
-          refs.push_back(ref["layer"].get<int>());
-        else
-          r.malformed(where + ".inbound holds " + ref.dump());
-      }
+          return input_ref(ref["input"].get<int>());
+        if (ref.is_object() && ref.contains("layer") && ref["layer"].is_number_unsigned())
+          return ref["layer"].get<int>();
+        r.malformed(where + "." + field + " holds " + ref.dump());
+        return 0;
+      };
+      std::vector<int> refs;
+      for (const json& ref : inbound) refs.push_back(parse_ref(ref, "inbound"));
+      const int mask = layers[i].contains("mask") ? parse_ref(layers[i]["mask"], "mask") : kNoMask;
       LayerPtr layer;
       try {
         layer = layer_from_config(cls, config);
       } catch (const std::exception& e) {
         bad(what, "cannot rebuild layer " + std::to_string(i) + " (" + cls + "): " + e.what());
       }
-      model->add_node(layer, refs);
+      model->add_node(layer, refs, mask);
     }
     const long long out = r.integer(m, "output", "model");
     if (out < 0 || out >= static_cast<long long>(layers.size())) r.malformed("model.output is out of range");

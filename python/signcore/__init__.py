@@ -23,7 +23,7 @@ from ._config import show_config  # noqa: E402
 from .functional import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = _core.__version__  # from pyproject.toml, compiled in
 
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
