@@ -1,8 +1,8 @@
 """Pooling and BatchNormalization kernels, signcore vs PyTorch: forward and backward times.
 
 CIFAR-sized activations (batch 128; 32x32x32 and 16x16x64, channels last). signcore's layers are
-timed in C++ (`signcore._core._bench_layer`: forward and backward on a fresh layer, no NumPy
-conversion counted); PyTorch's ops on the same data in the channels_last memory format (the same
+timed in C++ in training mode (`signcore._core._bench_layer`: forward and backward on a fresh
+layer, no NumPy conversion counted); PyTorch's ops on the same data in the channels_last memory format (the same
 layout in memory), forward under `torch.no_grad()` and backward as `torch.autograd.grad` of a
 retained graph. Same thread count for both; medians of repeated rounds.
 
@@ -39,7 +39,10 @@ def parse_args(argv=None):
 
 
 def cases():
-    """(name, signcore layer factory, torch forward on NCHW channels_last, training)."""
+    """(name, signcore layer factory, torch forward on NCHW channels_last).
+
+    signcore runs in training mode (ctx.training), as in fit: max pooling records its arg-max in
+    the forward, BatchNormalization uses and updates the batch statistics, dropout draws masks."""
     import torch.nn.functional as F
     from signcore import layers
 
@@ -47,16 +50,16 @@ def cases():
         return F.batch_norm(x, p["rm"], p["rv"], p["g"], p["b"], training=True, momentum=0.01, eps=1e-3)
 
     return [
-        ("MaxPooling2D 2x2", lambda: layers.MaxPooling2D(), lambda x, p: F.max_pool2d(x, 2), False),
+        ("MaxPooling2D 2x2", lambda: layers.MaxPooling2D(), lambda x, p: F.max_pool2d(x, 2)),
         ("MaxPooling2D 3x3/2 same", lambda: layers.MaxPooling2D(3, 2, padding="same"),
-         lambda x, p: F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=-float("inf")), 3, 2), False),
-        ("AveragePooling2D 2x2", lambda: layers.AveragePooling2D(), lambda x, p: F.avg_pool2d(x, 2), False),
+         lambda x, p: F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=-float("inf")), 3, 2)),
+        ("AveragePooling2D 2x2", lambda: layers.AveragePooling2D(), lambda x, p: F.avg_pool2d(x, 2)),
         ("GlobalAveragePooling2D", lambda: layers.GlobalAveragePooling2D(),
-         lambda x, p: x.mean(dim=(2, 3)), False),
-        ("GlobalMaxPooling2D", lambda: layers.GlobalMaxPooling2D(), lambda x, p: x.amax(dim=(2, 3)), False),
-        ("BatchNormalization (training)", lambda: layers.BatchNormalization(), torch_bn, True),
-        ("SpatialDropout2D 0.2 (training)", lambda: layers.SpatialDropout2D(0.2),
-         lambda x, p: F.dropout2d(x, 0.2, training=True), True),
+         lambda x, p: x.mean(dim=(2, 3))),
+        ("GlobalMaxPooling2D", lambda: layers.GlobalMaxPooling2D(), lambda x, p: x.amax(dim=(2, 3))),
+        ("BatchNormalization", lambda: layers.BatchNormalization(), torch_bn),
+        ("SpatialDropout2D 0.2", lambda: layers.SpatialDropout2D(0.2),
+         lambda x, p: F.dropout2d(x, 0.2, training=True)),
     ]
 
 
@@ -104,12 +107,12 @@ def main(argv=None):
         c = shape[-1]
         p = {"g": torch.ones(c, requires_grad=True), "b": torch.zeros(c, requires_grad=True),
              "rm": torch.zeros(c), "rv": torch.ones(c)}
-        for name, make, tfn, training in cases():
+        for name, make, tfn in cases():
             p_used = p if name.startswith("BatchNormalization") else {}
             ty = tfn(tx, p_used)
             y_shape = tuple(ty.permute(0, 2, 3, 1).shape) if ty.dim() == 4 else tuple(ty.shape)
             dy = rng.standard_normal(y_shape, dtype=np.float32)
-            sf, sb = _core._bench_layer(make(), x, dy, training=training, repeats=repeat)
+            sf, sb = _core._bench_layer(make(), x, dy, training=True, repeats=repeat)
             tf, tb = time_torch(tfn, tx, p_used, repeat, args.warmup)
             ratio = (tf + tb) / (sf + sb)
             label = f"{name}, {'x'.join(map(str, shape))}"

@@ -9,6 +9,9 @@ if [ ! -f "$dir/build.ninja" ]; then
   cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$dir/lib" >/dev/null
 fi
-ninja -C "$dir" | grep -v '^\[' || true
-test -f "$dir"/lib/_core*.so
+if ! ninja -C "$dir" >"$dir/ninja.log" 2>&1; then
+  grep -E 'error|FAILED' "$dir/ninja.log" | head -20
+  echo "build FAILED (full log: $dir/ninja.log)"
+  exit 1
+fi
 echo "built: $dir/lib"

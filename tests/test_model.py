@@ -493,10 +493,9 @@ def test_bad_arguments(compiled):
 
 
 def test_shape_mismatch_between_layers_leaves_layers_reusable():
-    model = signcore.Sequential([layers.Dense(4, input_shape=(3,)), layers.Reshape((3, 2))])
+    dense = layers.Dense(4, input_shape=(3,))
     with pytest.raises(ValueError, match="Reshape|reshape"):
-        model.build()
-    dense = model.layers[0]
+        signcore.Sequential([dense, layers.Reshape((3, 2))])
     again = signcore.Sequential([dense])
     again.build((None, 3))
     assert again.count_params() == 16
@@ -522,3 +521,30 @@ def test_progress_bar_verbose_1_and_2(capfd):
     assert capfd.readouterr().out == ""
     model.evaluate(x, y, verbose=1)
     assert "2/2 [" in capfd.readouterr().out
+
+
+def test_weights_exist_at_construction_and_follow_the_seed():
+    signcore.utils.set_random_seed(5)
+    a = signcore.Sequential([layers.Dense(3, input_shape=(2,))])
+    signcore.utils.set_random_seed(5)
+    b = signcore.Sequential([layers.Dense(3, input_shape=(2,))])
+    np.testing.assert_array_equal(a.get_weights()[0], b.get_weights()[0])
+
+
+def test_add_and_pop_on_a_built_model_keep_weights():
+    model = signcore.Sequential([layers.Dense(4, input_shape=(3,)), layers.Dense(2)])
+    before = model.get_weights()
+    model.add(layers.Dense(5))
+    after = model.get_weights()
+    assert len(after) == 6 and after[4].shape == (2, 5)
+    for a, b in zip(before, after[:4]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="Reshape|reshape"):
+        model.add(layers.Reshape((7,)))
+    assert len(model.layers) == 3  # the rejected layer is not kept, the model still works
+    for a, b in zip(after, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.pop()
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert model.predict(np.ones((1, 3)), verbose=0).shape == (1, 2)

@@ -69,11 +69,13 @@ def pool_layer(kind, pool, strides, padding):
 
 # ----- gradient checks ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["max", "average"])
+# Max pooling records the arg-max in a training forward and finds it again in backward after an
+# inference forward: both paths are checked.
+@pytest.mark.parametrize("kind, training", [("max", False), ("max", True), ("average", False)])
 @pytest.mark.parametrize("pool, strides, padding, shape", POOL_CASES, ids=CASE_IDS)
-def test_pooling_gradcheck(kind, pool, strides, padding, shape):
+def test_pooling_gradcheck(kind, training, pool, strides, padding, shape):
     layer = pool_layer(kind, pool, strides, padding)
-    harness, _ = check_layer(layer, [shape], batch=2,
+    harness, _ = check_layer(layer, [shape], batch=2, training=training,
                              input_fn=lambda shapes, rng: [distinct_inputs((2,) + shapes[0], rng)])
     out_h = -(-shape[0] // (strides or pool)[0]) if padding == "same" else \
         (shape[0] - pool[0]) // (strides or pool)[0] + 1
@@ -86,11 +88,11 @@ def test_pooling_gradcheck_batch_one(kind):
                 input_fn=lambda shapes, rng: [distinct_inputs((1,) + shapes[0], rng)])
 
 
-@pytest.mark.parametrize("kind", ["average", "max"])
+@pytest.mark.parametrize("kind, training", [("average", False), ("max", False), ("max", True)])
 @pytest.mark.parametrize("keepdims", [False, True])
-def test_global_pooling_gradcheck(kind, keepdims):
+def test_global_pooling_gradcheck(kind, training, keepdims):
     cls = layers.GlobalAveragePooling2D if kind == "average" else layers.GlobalMaxPooling2D
-    harness, _ = check_layer(cls(keepdims=keepdims), [(3, 5, 4)], batch=3,
+    harness, _ = check_layer(cls(keepdims=keepdims), [(3, 5, 4)], batch=3, training=training,
                              input_fn=lambda shapes, rng: [distinct_inputs((3,) + shapes[0], rng)])
     assert harness.output_shape == ((1, 1, 4) if keepdims else (4,))
 
@@ -104,7 +106,7 @@ def test_pooling_matches_torch(kind, pool, strides, padding, shape):
     rng = np.random.default_rng(zlib.crc32(repr((kind, pool, strides, padding, shape)).encode()))
     x = distinct_inputs((3,) + shape, rng).astype(np.float32)
     h = _core.LayerHarness(pool_layer(kind, pool, strides, padding), [list(shape)])
-    y = h.forward([x])
+    y = h.forward([x], training=True)
     dy = rng.normal(size=y.shape).astype(np.float32)
     dx, = h.backward(dy)
 
@@ -195,7 +197,10 @@ def test_max_pooling_propagates_nan():
     x[0, 1, 0, 0] = np.nan
     for layer in (layers.MaxPooling2D(), layers.GlobalMaxPooling2D()):
         h = _core.LayerHarness(layer, [[2, 2, 1]])
-        assert np.isnan(h.forward([x])).all()
+        for training in (False, True):
+            assert np.isnan(h.forward([x], training=training)).all()
+            dx, = h.backward(np.ones((1, 1), np.float32).reshape(h.forward([x], training=training).shape))
+            np.testing.assert_array_equal(dx.ravel(), [0, 0, 1, 0])  # the gradient follows the NaN
 
 
 def test_global_pooling_hand_computed():
@@ -252,8 +257,10 @@ def test_pooling_in_a_sequential_model():
         (None, 3, 3, 2), (None, 2, 2, 2), (None, 1, 1, 2), (None, 2)]
     assert model.count_params() == 0
     x = np.random.default_rng(0).normal(size=(5, 72)).astype(np.float32)
-    want = x.reshape(5, 6, 6, 2).reshape(5, 3, 2, 3, 2, 2).max(axis=(2, 4))
-    np.testing.assert_allclose(model.predict(x, verbose=0), want.max(axis=(1, 2)), rtol=1e-6)
+    m = x.reshape(5, 3, 2, 3, 2, 2).max(axis=(2, 4))  # (5, 3, 3, 2)
+    parts = [slice(0, 2), slice(2, 3)]  # "same" windows of 2 on 3 cells: {0, 1} and {2}
+    a = np.stack([np.stack([m[:, r, c].mean(axis=(1, 2)) for c in parts], 1) for r in parts], 1)
+    np.testing.assert_allclose(model.predict(x, verbose=0), a.max(axis=(1, 2)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [layers.MaxPooling2D, layers.AveragePooling2D])
@@ -380,3 +387,26 @@ def test_spatial_dropout_arguments_and_config():
         layers.SpatialDropout2D(0.5, data_format="channels_first")
     with pytest.raises(ValueError, match="Unrecognized keyword arguments passed to SpatialDropout2D"):
         layers.SpatialDropout2D(0.5, noise_shape=(None, 1, 1, 3))
+
+
+# Dropout's broadcast paths, shared with SpatialDropout2D: a contiguous run of broadcast axes
+# ((N, 1, 1, C) and (N, 1)), and broadcast axes that are not contiguous (the general path).
+@pytest.mark.parametrize("noise_shape, shape", [
+    ((None, 1, 1, 3), (4, 5, 3)),
+    ((None, 1), (7,)),
+    ((None, 1, 4, 1), (3, 4, 2)),
+    ((1, 3, 1, 2), (3, 4, 2)),
+])
+def test_dropout_broadcast_masks(noise_shape, shape):
+    x = np.random.default_rng(1).uniform(1, 2, size=(6,) + shape).astype(np.float32)
+    h = _core.LayerHarness(layers.Dropout(0.5, noise_shape=noise_shape), [list(shape)])
+    y = h.forward([x], training=True, seed=3)
+    keep = y != 0
+    # The mask is constant along every axis where noise_shape is 1.
+    for axis, d in enumerate(noise_shape):
+        if d == 1:
+            np.testing.assert_array_equal(keep, np.take(keep, [0], axis=axis).repeat(x.shape[axis], axis))
+    assert keep.any() and not keep.all()
+    np.testing.assert_allclose(y, np.where(keep, x * np.float32(2), 0), rtol=1e-6, atol=0)
+    dy = np.random.default_rng(2).normal(size=x.shape).astype(np.float32)
+    np.testing.assert_allclose(h.backward(dy)[0], np.where(keep, dy * np.float32(2), 0), rtol=1e-6, atol=0)

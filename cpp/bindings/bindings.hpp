@@ -33,6 +33,7 @@ void bind_utils(py::module_& m);        // utils.cpp: threads, seeds, config, ex
 void bind_layers(py::module_& m);       // layers.cpp
 void bind_layers_pooling(py::module_& m);  // layers_pooling.cpp: pooling, BatchNormalization, SpatialDropout2D
 void bind_layers_conv(py::module_& m);  // layers_conv.cpp: Conv2D, ZeroPadding2D
+void bind_layers_recurrent(py::module_& m);  // layers_recurrent.cpp: SimpleRNN, LSTM, GRU, Masking, Bidirectional
 void bind_losses_metrics(py::module_& m);  // losses_metrics.cpp
 void bind_optimizers(py::module_& m);   // optimizers.cpp
 void bind_callbacks(py::module_& m);    // callbacks.cpp

@@ -83,7 +83,8 @@ class LayerHarness {
     params_.allocate();
   }
 
-  py::array forward(const py::list& xs, bool training, std::uint64_t seed) {
+  // `mask` (optional, (N, T), bool or 0/1) is passed as ctx.mask, as a model passes a sequence mask.
+  py::array forward(const py::list& xs, bool training, std::uint64_t seed, const py::object& mask) {
     if (py::len(xs) != input_shapes_.size())
       fail<ValueError>("LayerHarness.forward expects ", input_shapes_.size(), " input(s). Received: ",
                        py::len(xs));
@@ -102,12 +103,23 @@ class LayerHarness {
                          shape_str(input_shapes_[i]), ". Received: shape=", shape_str(s, false));
       inputs_.push_back(std::move(t));
     }
+    has_mask_ = !mask.is_none();
+    if (has_mask_) {
+      auto m = FloatArray::ensure(mask);
+      if (!m || m.ndim() != 2) {
+        PyErr_Clear();
+        fail<ValueError>("LayerHarness.forward: mask must be a (batch, timesteps) array. Received: ",
+                         repr_of(mask));
+      }
+      mask_ = to_tensor(m);
+    }
     {
       py::gil_scoped_release release;
       rng_.seed(seed);
       Context ctx;
       ctx.training = training;
       ctx.rng = &rng_;
+      ctx.mask = has_mask_ ? &mask_ : nullptr;
       std::vector<const Tensor*> in;
       for (auto& t : inputs_) in.push_back(&t);
       layer_->forward(in, y_, ctx);
@@ -181,6 +193,8 @@ class LayerHarness {
   Shape output_shape_;
   std::vector<Tensor> inputs_;
   Tensor y_;
+  Tensor mask_;  // kept alive until backward, as a model does
+  bool has_mask_ = false;
   Rng rng_;
   bool forwarded_ = false;
 };
@@ -537,7 +551,7 @@ Input shape: (batch_size, ...). Output shape: (batch_size, *target_shape).
            }),
            py::arg("layer"), py::arg("input_shapes"), py::keep_alive<2, 1>())
       .def("forward", &LayerHarness::forward, py::arg("inputs"), py::arg("training") = false,
-           py::arg("seed") = 0)
+           py::arg("seed") = 0, py::arg("mask") = py::none())
       .def("backward", &LayerHarness::backward, py::arg("dy"), py::arg("need") = py::none(),
            py::arg("zero_grads") = true)
       .def("param_values", &LayerHarness::param_values)

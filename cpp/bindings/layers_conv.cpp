@@ -2,8 +2,10 @@
 // Python signatures (argument handling shared with layers.cpp through layer_args.hpp).
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <memory>
 #include <random>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "signcore/parameters.hpp"
 #include "signcore/random.hpp"
 
+namespace signcore { extern double g_prof[8]; }
 namespace signcore::bindings {
 
 namespace {
@@ -58,10 +61,17 @@ std::array<std::array<long long, 2>, 2> zero_padding_arg(const py::handle& obj) 
   return p;
 }
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 // Times one layer in C++ alone (no NumPy copies): builds it for `input_shape` (per sample), fills
 // x and dy with normal noise, then runs `iters` steps of forward (training mode) and, if
-// `backward`, backward with dx requested or not. Returns the seconds of each step.
-std::vector<double> benchmark_layer(const LayerPtr& layer, const Shape& input_shape,
+// `backward`, backward with dx requested or not. Returns the wall-clock seconds of each step and
+// the CPU seconds of the calling thread (all the work when one thread is configured).
+std::pair<std::vector<double>, std::vector<double>> benchmark_layer(const LayerPtr& layer, const Shape& input_shape,
                                     std::size_t batch, std::size_t iters, bool backward,
                                     bool need_dx) {
   Parameters params;
@@ -77,8 +87,9 @@ std::vector<double> benchmark_layer(const LayerPtr& layer, const Shape& input_sh
   Context ctx;
   ctx.training = true;
   ctx.rng = &rng;
-  std::vector<double> times;
+  std::vector<double> times, cpu;
   for (std::size_t i = 0; i < iters; ++i) {
+    const double c0 = thread_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     layer->forward({&x}, y, ctx);
     if (backward) {
@@ -86,9 +97,10 @@ std::vector<double> benchmark_layer(const LayerPtr& layer, const Shape& input_sh
       layer->backward(dy, {need_dx ? &dx : nullptr});
     }
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    cpu.push_back(thread_cpu_seconds() - c0);
   }
   layer->reset_build();
-  return times;
+  return {times, cpu};
 }
 
 }  // namespace
@@ -217,6 +229,7 @@ Output shape: (batch_size, top_pad + rows + bottom_pad, left_pad + cols + right_
         "Bytes of the im2col column buffer per chunk (process-wide).");
   m.def("_set_conv_chunk_bytes", [](std::size_t bytes) { Conv2D::set_chunk_bytes(bytes); },
         py::arg("bytes"), "Set the im2col chunk size in bytes (benchmarks and tuning).");
+  m.def("_conv_prof", [] { std::vector<double> v(g_prof, g_prof + 8); for (auto& x : g_prof) x = 0; return v; });
   m.def("_benchmark_layer",
         [](const LayerPtr& layer, const std::vector<std::size_t>& input_shape, std::size_t batch,
            std::size_t iters, bool backward, bool need_dx) {
@@ -226,7 +239,8 @@ Output shape: (batch_size, top_pad + rows + bottom_pad, left_pad + cols + right_
         },
         py::arg("layer"), py::arg("input_shape"), py::arg("batch"), py::arg("iters"),
         py::arg("backward") = true, py::arg("need_dx") = true,
-        "Seconds per step of forward (+ backward) of a fresh layer, timed in C++ (benchmarks).");
+        "(wall seconds, calling-thread CPU seconds) per step of forward (+ backward) of a fresh layer,\n"
+        "timed in C++ without NumPy copies (benchmarks).");
 }
 
 }  // namespace signcore::bindings

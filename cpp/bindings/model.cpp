@@ -3,6 +3,8 @@
 #include "signcore/errors.hpp"
 #include "signcore/model.hpp"
 
+#include <cmath>
+
 namespace signcore::bindings {
 namespace {
 
@@ -39,9 +41,103 @@ py::array weight_copy(Model& m, std::size_t i) {
   return to_numpy(std::move(t));
 }
 
+// A Python data source: a Sequence-like object (len() and [index] giving batches, optional
+// on_epoch_end()) or an iterator/generator (next() giving batches). A batch is (x, y) or x, where x
+// is an array or a list/tuple of arrays (one per model input). The GIL is taken only to fetch.
+class PyBatchSource : public BatchSource {
+ public:
+  explicit PyBatchSource(py::object obj) : obj_(std::move(obj)) {
+    indexable_ = py::hasattr(obj_, "__getitem__") && py::hasattr(obj_, "__len__") && !py::hasattr(obj_, "__next__");
+    if (indexable_) {
+      batches_ = py::len(obj_);
+    } else if (py::hasattr(obj_, "__next__")) {
+      iter_ = obj_;
+    } else if (py::hasattr(obj_, "__iter__")) {
+      iter_ = obj_.attr("__iter__")();
+    } else {
+      fail<TypeError>("data must be arrays, a Sequence (len() and [i]) or an iterator of batches. Received: ",
+                      py::repr(obj_).cast<std::string>());
+    }
+    if (!indexable_ && py::hasattr(obj_, "__len__")) batches_ = py::len(obj_);
+  }
+  ~PyBatchSource() override {
+    py::gil_scoped_acquire gil;
+    obj_ = py::object();
+    iter_ = py::object();
+  }
+  std::size_t num_batches() const override { return batches_; }
+  bool has_targets() const override { return true; }  // checked per batch
+
+  void get_batch(std::size_t index, std::vector<Tensor>& x, Tensor* y) override {
+    py::gil_scoped_acquire gil;
+    py::object batch;
+    if (indexable_) {
+      batch = obj_.attr("__getitem__")(index);
+    } else {
+      try {
+        batch = iter_.attr("__next__")();
+      } catch (py::error_already_set& e) {
+        if (e.matches(PyExc_StopIteration))
+          fail<ValueError>("the data iterator ran out after ", index, " batches; give steps_per_epoch (or steps) no larger than that");
+        throw;
+      }
+    }
+    py::object xs = batch, ys = py::none();
+    if (py::isinstance<py::tuple>(batch)) {
+      const auto t = batch.cast<py::tuple>();
+      if (t.size() == 3 && !t[2].is_none()) fail<ValueError>("sample weights from a data source are not supported yet");
+      if (t.size() < 1 || t.size() > 3) fail<ValueError>("a batch must be x or (x, y). Received a tuple of ", t.size());
+      xs = t[0];
+      if (t.size() >= 2) ys = t[1];
+    }
+    x.clear();
+    if (py::isinstance<py::list>(xs) || py::isinstance<py::tuple>(xs)) {
+      for (auto a : xs) x.push_back(to_tensor(checked(a, "x")));
+    } else {
+      x.push_back(to_tensor(checked(xs, "x")));
+    }
+    if (y) {
+      if (ys.is_none()) fail<ValueError>("training and evaluation need (x, y) batches; the data yielded x only");
+      *y = to_tensor(checked(ys, "y"));
+    }
+  }
+
+  void on_epoch_end() override {
+    py::gil_scoped_acquire gil;
+    if (py::hasattr(obj_, "on_epoch_end")) obj_.attr("on_epoch_end")();
+  }
+
+ private:
+  static FloatArray checked(py::handle a, const char* what) {
+    py::array arr = py::array::ensure(a);
+    if (!arr) fail<TypeError>("a batch's ", what, " must be an array. Received: ", py::repr(a).cast<std::string>());
+    const char kind = arr.dtype().kind();
+    if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
+      fail<TypeError>("a batch's ", what, " must hold numbers. Received dtype ", py::str(arr.dtype()).cast<std::string>());
+    FloatArray f = FloatArray::ensure(arr);
+    const float* p = f.data();
+    for (py::ssize_t i = 0, n = f.size(); i < n; ++i)
+      if (!std::isfinite(p[i])) fail<ValueError>("a batch's ", what, " contains NaN or infinite values");
+    return f;
+  }
+  py::object obj_, iter_;
+  bool indexable_ = false;
+  std::size_t batches_ = 0;
+};
+
+// A C++ source (image iterators) or a Python object wrapped on the spot.
+std::shared_ptr<BatchSource> as_source(py::object data) {
+  if (py::isinstance<BatchSource>(data)) return data.cast<std::shared_ptr<BatchSource>>();
+  return std::make_shared<PyBatchSource>(std::move(data));
+}
+
 }  // namespace
 
 void bind_model(py::module_& m) {
+  py::class_<BatchSource, std::shared_ptr<BatchSource>>(m, "BatchSource",
+      "Base of the C++ data iterators that fit/evaluate/predict consume directly.")
+      .def("__len__", &BatchSource::num_batches);
+
   m.def("layer_output_shape", [](Layer& layer, const std::vector<Shape>& shapes) { return layer.compute_output_shape(shapes); },
         py::arg("layer"), py::arg("input_shapes"),
         "Per-sample output shape of `layer` for these per-sample input shapes, without building it.");
@@ -78,6 +174,7 @@ void bind_model(py::module_& m) {
       })
       .def("set_output", &Model::set_output)
       .def("build", &Model::build)
+      .def("detach_layers", &Model::detach_layers)
       .def_property_readonly("built", &Model::built)
       .def_property_readonly("compiled", &Model::compiled)
       .def_property_readonly("input_shapes", [](const Model& self) {
@@ -155,6 +252,49 @@ void bind_model(py::module_& m) {
            py::arg("x"), py::arg("y"), py::arg("batch_size"), py::arg("epochs"), py::arg("verbose"),
            py::arg("shuffle"), py::arg("initial_epoch"), py::arg("callbacks"), py::arg("val_x"),
            py::arg("val_y"))
+      .def("fit_source",
+           [](Model& self, py::object data, int epochs, int verbose, int initial_epoch,
+              std::vector<CallbackPtr> callbacks, py::object val, std::size_t steps_per_epoch,
+              std::size_t validation_steps) {
+             connect_python(self);
+             prepare_callbacks(callbacks);
+             auto train = as_source(data);
+             std::shared_ptr<BatchSource> vsrc = val.is_none() ? nullptr : as_source(val);
+             FitOptions opt;
+             opt.epochs = epochs;
+             opt.verbose = verbose;
+             opt.initial_epoch = initial_epoch;
+             py::gil_scoped_release nogil;
+             return self.fit(*train, opt, std::move(callbacks), vsrc.get(), steps_per_epoch, validation_steps);
+           },
+           py::arg("data"), py::arg("epochs"), py::arg("verbose"), py::arg("initial_epoch"),
+           py::arg("callbacks"), py::arg("val"), py::arg("steps_per_epoch"), py::arg("validation_steps"))
+      .def("evaluate_source",
+           [](Model& self, py::object data, std::size_t steps, int verbose, std::vector<CallbackPtr> callbacks) {
+             connect_python(self);
+             prepare_callbacks(callbacks);
+             auto src = as_source(data);
+             Logs logs;
+             {
+               py::gil_scoped_release nogil;
+               logs = self.evaluate(*src, steps, verbose, std::move(callbacks));
+             }
+             return logs_to_py(logs);
+           },
+           py::arg("data"), py::arg("steps"), py::arg("verbose"), py::arg("callbacks"))
+      .def("predict_source",
+           [](Model& self, py::object data, std::size_t steps, int verbose, std::vector<CallbackPtr> callbacks) {
+             connect_python(self);
+             prepare_callbacks(callbacks);
+             auto src = as_source(data);
+             Tensor out;
+             {
+               py::gil_scoped_release nogil;
+               out = self.predict(*src, steps, verbose, std::move(callbacks));
+             }
+             return to_numpy(std::move(out));
+           },
+           py::arg("data"), py::arg("steps"), py::arg("verbose"), py::arg("callbacks"))
       .def("evaluate",
            [](Model& self, const std::vector<FloatArray>& xs, const FloatArray& y, std::size_t batch_size,
               int verbose, std::vector<CallbackPtr> callbacks) {

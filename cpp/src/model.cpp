@@ -97,6 +97,17 @@ void Model::build() {
   built_ = true;
 }
 
+void Model::detach_layers() {
+  for (auto& node : nodes_) node.layer->reset_build();
+  nodes_.clear();
+  inputs_.clear();
+  params_ = Parameters();
+  outs_.clear();
+  grads_.clear();
+  built_ = false;
+  output_ = -1;
+}
+
 Shape Model::output_shape() const {
   if (!built_) fail<StateError>("model '", name_, "' is not built yet");
   return nodes_[output_].layer->output_shape();
@@ -247,35 +258,44 @@ Logs Model::step(Mode mode, const std::vector<Tensor>& xb, const Tensor* yb, Ten
   return logs;
 }
 
-Logs Model::run_loop(Mode mode, const std::vector<ArrayView>& x, const ArrayView* y,
-                     std::vector<std::size_t> order, std::size_t batch_size,
+Logs Model::run_loop(Mode mode, BatchSource& data, std::size_t steps,
                      std::vector<CallbackPtr>& callbacks, Tensor* out) {
-  const std::size_t n = order.size();
-  const std::size_t steps = (n + batch_size - 1) / batch_size;
   for (auto& m : metrics_) m->reset_state();
-  xb_.resize(x.size());
   RunningMean loss;
   Logs logs;
   Tensor yp;
+  std::vector<float> rows;  // predict: outputs gathered in order
+  Shape sample_shape;
+  std::size_t produced = 0;
+  const bool targets = mode != Mode::Predict;
   for (std::size_t s = 0; s < steps; ++s) {
     check_interrupt();
     if (mode == Mode::Train && stop_training) break;
-    const std::size_t begin = s * batch_size, count = std::min(batch_size, n - begin);
     Logs batch_logs;
     for (auto& cb : callbacks) {
       if (mode == Mode::Train) cb->on_train_batch_begin(s, batch_logs);
       else if (mode == Mode::Test) cb->on_test_batch_begin(s, batch_logs);
       else cb->on_predict_batch_begin(s, batch_logs);
     }
-    for (std::size_t k = 0; k < x.size(); ++k) gather_rows(x[k], order.data() + begin, count, xb_[k]);
-    if (y) gather_rows(*y, order.data() + begin, count, yb_);
-    Logs r = step(mode, xb_, y ? &yb_ : nullptr, mode == Mode::Predict ? &yp : nullptr);
+    data.get_batch(s, xb_, targets ? &yb_ : nullptr);
+    if (xb_.size() != inputs_.size())
+      fail<ValueError>("model '", name_, "' expects ", inputs_.size(), " input(s) per batch. Received: ", xb_.size());
+    for (std::size_t k = 0; k < xb_.size(); ++k) {
+      const Shape got(xb_[k].shape().begin() + 1, xb_[k].shape().end());
+      if (xb_[k].dimension() == 0 || got != inputs_[k].shape)
+        fail<ValueError>("Input ", k, " of model '", name_, "' must have shape ", shape_str(inputs_[k].shape),
+                         ". Received: a batch of shape ", shape_str(shape_of(xb_[k]), false));
+    }
+    const std::size_t count = xb_[0].shape()[0];
+    if (targets && (yb_.dimension() == 0 || yb_.shape()[0] != count))
+      fail<ValueError>("a batch has ", count, " inputs but ", yb_.dimension() ? yb_.shape()[0] : 0, " targets");
+    Logs r = step(mode, xb_, targets ? &yb_ : nullptr, mode == Mode::Predict ? &yp : nullptr);
     logs.clear();
     if (mode == Mode::Predict) {
       if (out) {
-        if (s == 0) ensure_shape(*out, with_batch(n, Shape(yp.shape().begin() + 1, yp.shape().end())));
-        const std::size_t row = yp.size() / count;
-        std::memcpy(out->data() + begin * row, yp.data(), yp.size() * sizeof(float));
+        sample_shape.assign(yp.shape().begin() + 1, yp.shape().end());
+        rows.insert(rows.end(), yp.data(), yp.data() + yp.size());
+        produced += count;
       }
     } else {
       loss.add(r.get("loss"), static_cast<double>(count));
@@ -288,27 +308,57 @@ Logs Model::run_loop(Mode mode, const std::vector<ArrayView>& x, const ArrayView
       else cb->on_predict_batch_end(s, logs);
     }
   }
+  if (mode == Mode::Predict && out && produced > 0) {
+    *out = Tensor::from_shape(with_batch(produced, sample_shape));
+    std::copy(rows.begin(), rows.end(), out->data());
+  }
   return logs;
 }
 
-namespace {
-std::vector<std::size_t> identity(std::size_t n) {
-  std::vector<std::size_t> v(n);
-  std::iota(v.begin(), v.end(), std::size_t{0});
-  return v;
+// ---------------------------------------------------------------------------------------------
+// Arrays as a batch source
+
+ArrayBatchSource::ArrayBatchSource(const std::vector<ArrayView>& x, const ArrayView* y,
+                                   std::size_t batch_size, bool shuffle)
+    : x_(x), has_y_(y != nullptr), batch_size_(batch_size), shuffle_(shuffle) {
+  if (y) y_ = *y;
+  order_.resize(x_.empty() ? 0 : x_[0].rows());
+  std::iota(order_.begin(), order_.end(), std::size_t{0});
+  if (shuffle_) std::shuffle(order_.begin(), order_.end(), global_rng());
 }
+
+std::size_t ArrayBatchSource::num_batches() const { return (order_.size() + batch_size_ - 1) / batch_size_; }
+
+void ArrayBatchSource::get_batch(std::size_t index, std::vector<Tensor>& x, Tensor* y) {
+  const std::size_t begin = index * batch_size_, count = std::min(batch_size_, order_.size() - begin);
+  x.resize(x_.size());
+  for (std::size_t k = 0; k < x_.size(); ++k) gather_rows(x_[k], order_.data() + begin, count, x[k]);
+  if (y && has_y_) gather_rows(y_, order_.data() + begin, count, *y);
+}
+
+void ArrayBatchSource::on_epoch_end() {
+  if (shuffle_) std::shuffle(order_.begin(), order_.end(), global_rng());
+}
+
+namespace {
 void check_batch_size(std::size_t batch_size) {
   if (batch_size == 0) fail<ValueError>("batch_size must be a positive integer. Received: batch_size=0");
 }
 }  // namespace
 
+std::size_t Model::steps_of(BatchSource& data, std::size_t steps, const char* what) const {
+  if (steps) return steps;
+  const std::size_t n = data.num_batches();
+  if (n == 0) fail<ValueError>(what, ": the data yields no batches (or its length is unknown): give steps");
+  return n;
+}
+
 Logs Model::train_on_batch(const std::vector<ArrayView>& x, const ArrayView& y) {
   if (!compiled()) fail<StateError>("You must call compile() before train_on_batch()");
   build();
   check_inputs(x, &y);
-  auto idx = identity(x[0].rows());
-  for (std::size_t k = 0; k < x.size(); ++k) gather_rows(x[k], idx.data(), idx.size(), (xb_.resize(x.size()), xb_[k]));
-  gather_rows(y, idx.data(), idx.size(), yb_);
+  ArrayBatchSource batch(x, &y, std::max<std::size_t>(x[0].rows(), 1), false);
+  batch.get_batch(0, xb_, &yb_);
   for (auto& m : metrics_) m->reset_state();
   Logs logs = step(Mode::Train, xb_, &yb_, nullptr);
   for (auto& m : metrics_) logs.set(m->name(), m->result());
@@ -319,10 +369,8 @@ Logs Model::test_on_batch(const std::vector<ArrayView>& x, const ArrayView& y) {
   if (!compiled()) fail<StateError>("You must call compile() before test_on_batch()");
   build();
   check_inputs(x, &y);
-  auto idx = identity(x[0].rows());
-  xb_.resize(x.size());
-  for (std::size_t k = 0; k < x.size(); ++k) gather_rows(x[k], idx.data(), idx.size(), xb_[k]);
-  gather_rows(y, idx.data(), idx.size(), yb_);
+  ArrayBatchSource batch(x, &y, std::max<std::size_t>(x[0].rows(), 1), false);
+  batch.get_batch(0, xb_, &yb_);
   for (auto& m : metrics_) m->reset_state();
   Logs logs = step(Mode::Test, xb_, &yb_, nullptr);
   for (auto& m : metrics_) logs.set(m->name(), m->result());
@@ -332,9 +380,8 @@ Logs Model::test_on_batch(const std::vector<ArrayView>& x, const ArrayView& y) {
 Tensor Model::predict_on_batch(const std::vector<ArrayView>& x) {
   build();
   check_inputs(x, nullptr);
-  auto idx = identity(x[0].rows());
-  xb_.resize(x.size());
-  for (std::size_t k = 0; k < x.size(); ++k) gather_rows(x[k], idx.data(), idx.size(), xb_[k]);
+  ArrayBatchSource batch(x, nullptr, std::max<std::size_t>(x[0].rows(), 1), false);
+  batch.get_batch(0, xb_, nullptr);
   Tensor y;
   step(Mode::Predict, xb_, nullptr, &y);
   return y;
@@ -346,12 +393,26 @@ std::shared_ptr<History> Model::fit(const std::vector<ArrayView>& x, const Array
   if (!compiled()) fail<StateError>("You must call compile() before fit()");
   build();
   check_batch_size(opt.batch_size);
-  if (opt.epochs < 0) fail<ValueError>("epochs must be >= 0. Received: epochs=", opt.epochs);
-  if (opt.initial_epoch < 0) fail<ValueError>("initial_epoch must be >= 0. Received: initial_epoch=", opt.initial_epoch);
   check_inputs(x, &y);
   if (x[0].rows() == 0) fail<ValueError>("fit needs at least one sample. Received: 0 samples");
   const bool validate = val_x && val_y;
   if (validate) check_inputs(*val_x, val_y);
+  ArrayBatchSource train(x, &y, opt.batch_size, opt.shuffle);
+  std::unique_ptr<ArrayBatchSource> val;
+  if (validate) val = std::make_unique<ArrayBatchSource>(*val_x, val_y, opt.batch_size, false);
+  return fit(train, opt, std::move(callbacks), val.get());
+}
+
+std::shared_ptr<History> Model::fit(BatchSource& train, const FitOptions& opt,
+                                    std::vector<CallbackPtr> callbacks, BatchSource* val,
+                                    std::size_t steps_per_epoch, std::size_t validation_steps) {
+  if (!compiled()) fail<StateError>("You must call compile() before fit()");
+  build();
+  if (opt.epochs < 0) fail<ValueError>("epochs must be >= 0. Received: epochs=", opt.epochs);
+  if (opt.initial_epoch < 0) fail<ValueError>("initial_epoch must be >= 0. Received: initial_epoch=", opt.initial_epoch);
+  if (!train.has_targets()) fail<ValueError>("fit needs targets, but the training data yields inputs only");
+  const std::size_t steps = steps_of(train, steps_per_epoch, "fit");
+  const std::size_t val_steps = val ? steps_of(*val, validation_steps, "validation") : 0;
 
   auto history = std::make_shared<History>();
   callbacks.push_back(history);
@@ -359,7 +420,7 @@ std::shared_ptr<History> Model::fit(const std::vector<ArrayView>& x, const Array
   CallbackParams params;
   params.verbose = opt.verbose;
   params.epochs = opt.epochs;
-  params.steps = static_cast<long long>((x[0].rows() + opt.batch_size - 1) / opt.batch_size);
+  params.steps = static_cast<long long>(steps);
   for (auto& cb : callbacks) {
     cb->set_model(this);
     cb->set_params(params);
@@ -368,17 +429,18 @@ std::shared_ptr<History> Model::fit(const std::vector<ArrayView>& x, const Array
   stop_training = false;
   Logs logs;
   for (auto& cb : callbacks) cb->on_train_begin(logs);
-  const std::size_t n = x[0].rows();
-  std::vector<std::size_t> order = identity(n);
   for (int epoch = opt.initial_epoch; epoch < opt.epochs; ++epoch) {
     Logs begin_logs;
     for (auto& cb : callbacks) cb->on_epoch_begin(epoch, begin_logs);
-    if (opt.shuffle) std::shuffle(order.begin(), order.end(), global_rng());
-    logs = run_loop(Mode::Train, x, &y, order, opt.batch_size, callbacks, nullptr);
-    if (validate) {
+    logs = run_loop(Mode::Train, train, steps, callbacks, nullptr);
+    // Keras: an explicit steps_per_epoch keeps drawing from the same pass across epochs; a full
+    // pass ends the epoch (reshuffle).
+    if (!steps_per_epoch) train.on_epoch_end();
+    if (val) {
       Logs vlogs;
       for (auto& cb : callbacks) cb->on_test_begin(vlogs);
-      vlogs = run_loop(Mode::Test, *val_x, val_y, identity(val_x->at(0).rows()), opt.batch_size, callbacks, nullptr);
+      vlogs = run_loop(Mode::Test, *val, val_steps, callbacks, nullptr);
+      if (!validation_steps) val->on_epoch_end();
       for (auto& cb : callbacks) cb->on_test_end(vlogs);
       for (const auto& [k, v] : vlogs.items()) logs.set("val_" + k, v);
     }
@@ -395,16 +457,25 @@ Logs Model::evaluate(const std::vector<ArrayView>& x, const ArrayView& y, std::s
   build();
   check_batch_size(batch_size);
   check_inputs(x, &y);
-  const std::size_t n = x[0].rows();
+  if (x[0].rows() == 0) fail<ValueError>("evaluate needs at least one sample. Received: 0 samples");
+  ArrayBatchSource data(x, &y, batch_size, false);
+  return evaluate(data, 0, verbose, std::move(callbacks));
+}
+
+Logs Model::evaluate(BatchSource& data, std::size_t steps, int verbose, std::vector<CallbackPtr> callbacks) {
+  if (!compiled()) fail<StateError>("You must call compile() before evaluate()");
+  build();
+  if (!data.has_targets()) fail<ValueError>("evaluate needs targets, but the data yields inputs only");
+  const std::size_t n = steps_of(data, steps, "evaluate");
   if (verbose) {
     auto bar = std::make_shared<ProgbarLogger>(text_sink);
-    bar->set_target(static_cast<long long>((n + batch_size - 1) / batch_size), verbose);
+    bar->set_target(static_cast<long long>(n), verbose);
     callbacks.push_back(bar);
   }
   for (auto& cb : callbacks) cb->set_model(this);
   Logs logs;
   for (auto& cb : callbacks) cb->on_test_begin(logs);
-  logs = run_loop(Mode::Test, x, &y, identity(n), batch_size, callbacks, nullptr);
+  logs = run_loop(Mode::Test, data, n, callbacks, nullptr);
   for (auto& cb : callbacks) cb->on_test_end(logs);
   return logs;
 }
@@ -414,17 +485,24 @@ Tensor Model::predict(const std::vector<ArrayView>& x, std::size_t batch_size, i
   build();
   check_batch_size(batch_size);
   check_inputs(x, nullptr);
-  const std::size_t n = x[0].rows();
+  if (x[0].rows() == 0) return Tensor::from_shape(with_batch(0, output_shape()));
+  ArrayBatchSource data(x, nullptr, batch_size, false);
+  return predict(data, 0, verbose, std::move(callbacks));
+}
+
+Tensor Model::predict(BatchSource& data, std::size_t steps, int verbose, std::vector<CallbackPtr> callbacks) {
+  build();
+  const std::size_t n = steps_of(data, steps, "predict");
   if (verbose) {
     auto bar = std::make_shared<ProgbarLogger>(text_sink);
-    bar->set_target(static_cast<long long>((n + batch_size - 1) / batch_size), verbose);
+    bar->set_target(static_cast<long long>(n), verbose);
     callbacks.push_back(bar);
   }
   for (auto& cb : callbacks) cb->set_model(this);
   Logs logs;
   for (auto& cb : callbacks) cb->on_predict_begin(logs);
-  Tensor out = Tensor::from_shape(with_batch(n, output_shape()));
-  if (n > 0) run_loop(Mode::Predict, x, nullptr, identity(n), batch_size, callbacks, &out);
+  Tensor out = Tensor::from_shape(with_batch(0, output_shape()));
+  run_loop(Mode::Predict, data, n, callbacks, &out);
   for (auto& cb : callbacks) cb->on_predict_end(logs);
   return out;
 }

@@ -36,6 +36,15 @@ def _float_array(a, what):
     return arr
 
 
+def _is_source(x):
+    """A data source (image iterator, Sequence, generator) rather than arrays."""
+    if isinstance(x, _core.BatchSource):
+        return True
+    if x is None or isinstance(x, (np.ndarray, list, tuple, dict, str, bytes)) or hasattr(x, "__array__"):
+        return False
+    return hasattr(x, "__next__") or hasattr(x, "__iter__") or (hasattr(x, "__getitem__") and hasattr(x, "__len__"))
+
+
 def _verbose(verbose):
     if verbose == "auto":
         return 1
@@ -328,13 +337,17 @@ class Model:
         The epoch and batch loops run in C++ without the GIL; Ctrl-C stops at the next batch
         boundary with KeyboardInterrupt and leaves the model usable.
         """
-        for arg, val in (("class_weight", class_weight), ("sample_weight", sample_weight),
-                         ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
+        for arg, val in (("class_weight", class_weight), ("sample_weight", sample_weight)):
             if val is not None:
                 raise NotImplementedError(f"fit(..., {arg}=...) is not supported yet. Received: {arg}={val!r}")
         if validation_freq != 1:
             raise NotImplementedError(f"fit(validation_freq={validation_freq!r}) is not supported yet")
         self._require_compiled("fit")
+        if _is_source(x):
+            return self._fit_source(x, y, epochs, verbose, callbacks, validation_data, initial_epoch,
+                                    steps_per_epoch, validation_steps, validation_split)
+        if steps_per_epoch is not None or validation_steps is not None:
+            raise ValueError("steps_per_epoch and validation_steps apply to data iterators, not to arrays")
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
         epochs = _non_negative_int(epochs, "epochs")
         initial_epoch = _non_negative_int(initial_epoch, "initial_epoch")
@@ -379,12 +392,77 @@ class Model:
         self.history = history
         return history
 
+    def _fit_source(self, data, y, epochs, verbose, callbacks, validation_data, initial_epoch,
+                    steps_per_epoch, validation_steps, validation_split):
+        if y is not None:
+            raise ValueError("y must not be given when x is a data iterator (it yields (x, y) batches)")
+        if validation_split:
+            raise ValueError("validation_split is not available with a data iterator; use validation_data")
+        epochs = _non_negative_int(epochs, "epochs")
+        initial_epoch = _non_negative_int(initial_epoch, "initial_epoch")
+        verbose = _verbose(verbose)
+        steps = 0 if steps_per_epoch is None else _positive_int(steps_per_epoch, "steps_per_epoch")
+        vsteps = 0 if validation_steps is None else _positive_int(validation_steps, "validation_steps")
+        val = validation_data
+        if isinstance(val, (tuple, list)):
+            if len(val) != 2:
+                raise ValueError("validation_data must be (x_val, y_val) or a data iterator")
+            vx = self._inputs(val[0], "validation_data x")
+            val = _ArrayBatches(vx, self._targets(val[1], vx[0].shape[0], "validation_data y"), 32)
+        self._build_for_source("training")
+        callbacks = _check_callbacks(callbacks)
+        n = steps or (len(data) if hasattr(data, "__len__") else 0)
+        params = {"verbose": verbose, "epochs": epochs, "steps": n}
+        for cb in callbacks:
+            if hasattr(cb, "set_model"):
+                cb.set_model(self)
+            if hasattr(cb, "set_params"):
+                cb.set_params(dict(params))
+        history = self._core.fit_source(data, epochs, verbose, initial_epoch, callbacks, val, steps, vsteps)
+        history.model = self
+        history.params = params
+        self.history = history
+        return history
+
+    def _build_for_source(self, what):
+        if self._core.built:
+            return
+        try:
+            self._ensure_built()
+        except ValueError:
+            raise ValueError(f"Model '{self.name}' must know its input shape before {what} on an iterator: "
+                             "give the first layer input_shape=... or start with Input(shape)") from None
+
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose="auto", callbacks=None,
+                      validation_data=None, validation_steps=None, initial_epoch=0, **kwargs):
+        """Keras 2's name for fit(iterator); kept so older scripts run unchanged."""
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to fit_generator: {kwargs}")
+        return self.fit(generator, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                        validation_data=validation_data, initial_epoch=initial_epoch,
+                        steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+
+    def evaluate_generator(self, generator, steps=None, verbose=0, callbacks=None, **kwargs):
+        return self.evaluate(generator, steps=steps, verbose=verbose, callbacks=callbacks)
+
+    def predict_generator(self, generator, steps=None, verbose=0, callbacks=None, **kwargs):
+        return self.predict(generator, steps=steps, verbose=verbose, callbacks=callbacks)
+
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         """Loss and metrics on the given data: a scalar (no metrics), a list, or a dict."""
-        if sample_weight is not None or steps is not None:
-            raise NotImplementedError("evaluate(sample_weight=..., steps=...) is not supported yet")
+        if sample_weight is not None:
+            raise NotImplementedError("evaluate(sample_weight=...) is not supported yet")
         self._require_compiled("evaluate")
+        if _is_source(x):
+            if y is not None:
+                raise ValueError("y must not be given when x is a data iterator (it yields (x, y) batches)")
+            steps = 0 if steps is None else _positive_int(steps, "steps")
+            self._build_for_source("evaluating")
+            logs = self._core.evaluate_source(x, steps, _verbose(verbose), self._bind(callbacks))
+            return self._batch_result(logs, return_dict)
+        if steps is not None:
+            raise ValueError("steps applies to data iterators, not to arrays")
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
         xs = self._inputs(x)
         ys = self._targets(y, xs[0].shape[0])
@@ -399,10 +477,21 @@ class Model:
         values = [logs[k] for k in self.metrics_names if k in logs]
         return values[0] if len(values) == 1 else values
 
+    def _bind(self, callbacks):
+        callbacks = _check_callbacks(callbacks)
+        for cb in callbacks:
+            if hasattr(cb, "set_model"):
+                cb.set_model(self)
+        return callbacks
+
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for `x`, computed batch by batch in C++; returns a NumPy array."""
+        if _is_source(x):
+            self._build_for_source("predicting")
+            steps = 0 if steps is None else _positive_int(steps, "steps")
+            return self._core.predict_source(x, steps, _verbose(verbose), self._bind(callbacks))
         if steps is not None:
-            raise NotImplementedError("predict(steps=...) is not supported yet")
+            raise ValueError("steps applies to data iterators, not to arrays")
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
         xs = self._inputs(x)
         self._ensure_built(xs)
@@ -464,6 +553,21 @@ class Model:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
+class _ArrayBatches:
+    """(x, y) arrays served as a Sequence of batches (validation data next to a training iterator)."""
+
+    def __init__(self, xs, y, batch_size):
+        self.xs, self.y, self.batch_size = xs, y, batch_size
+
+    def __len__(self):
+        return -(-self.y.shape[0] // self.batch_size)
+
+    def __getitem__(self, i):
+        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        x = [a[s] for a in self.xs]
+        return (x if len(x) > 1 else x[0]), self.y[s]
+
+
 class Sequential(Model):
     """A linear stack of layers, as keras.Sequential.
 
@@ -483,13 +587,23 @@ class Sequential(Model):
             if isinstance(layers, (_core.Layer, KerasTensor)):
                 layers = [layers]
             for layer in layers:
-                self.add(layer)
+                self._append(layer)
+        if self._input is not None and self._layers:
+            self._build_from(None)  # like Keras: weights exist as soon as the input shape is known
 
     def add(self, layer):
-        """Append a layer (or, first, an `Input`)."""
-        if self._core.built:
-            raise ValueError(f"Model '{self.name}' is already built; layers cannot be added to it. "
-                             "Create a new Sequential with all layers instead.")
+        """Append a layer (or, first, an `Input`). A built model is rebuilt, keeping its weights."""
+        self._append(layer)
+        if self._input is not None and self._layers:
+            try:
+                self._build_from(None)
+            except Exception:
+                self._layers.pop()  # the new layer does not fit: put the model back as it was
+                if self._layers and self._input is not None:
+                    self._build_from(None)
+                raise
+
+    def _append(self, layer):
         if isinstance(layer, KerasTensor):
             if self._layers or self._input is not None:
                 raise ValueError("Input(...) can only be the first entry of a Sequential model")
@@ -511,11 +625,13 @@ class Sequential(Model):
             self._input = KerasTensor(tuple(layer.input_shape_hint), "float32", _core.unique_name("input_layer"))
 
     def pop(self):
-        if self._core.built:
-            raise ValueError("pop() is not supported on a built model")
+        """Remove the last layer (a built model is rebuilt, keeping the other layers' weights)."""
         if not self._layers:
             raise TypeError("There are no layers in the model.")
-        self._layers.pop()
+        layer = self._layers.pop()
+        if self._core.built:
+            self._build_from(None)
+        del layer
 
     def _ensure_built(self, x_arrays=None):
         if not self._core.built:
@@ -525,6 +641,15 @@ class Sequential(Model):
     def _build_from(self, x_arrays):
         if not self._layers:
             raise ValueError(f"Model '{self.name}' has no layers; add some before building it.")
+        if self._core.built:  # rebuilding after add()/pop(): keep what the layers have learnt
+            self._saved = {}
+            for info in self._core.weights_info():
+                self._saved.setdefault(info["layer"], []).append(self._core.get_weight(info["index"]))
+            old_core = self._core
+            self._core = _core.Model(old_core.name)
+            if old_core.compiled:
+                self._core.compile(*self._compiled_with)
+            old_core.detach_layers()
         if self._input is None:
             if not x_arrays:
                 raise ValueError(
@@ -540,6 +665,12 @@ class Sequential(Model):
         core.build()  # raises (leaving the layers reusable) if a layer rejects its input shape
         if self._core.compiled:
             core.compile(*self._compiled_with)
+        saved = getattr(self, "_saved", None) or {}
+        for info in core.weights_info():
+            values = saved.get(info["layer"])
+            if values:
+                core.set_weight(info["index"], values.pop(0))
+        self._saved = None
         self._core = core
 
 

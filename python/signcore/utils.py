@@ -7,7 +7,28 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["set_random_seed", "to_categorical"]
+__all__ = ["Sequence", "PyDataset", "set_random_seed", "to_categorical"]
+
+
+class Sequence:
+    """Base class for batch datasets, as keras.utils.Sequence / PyDataset.
+
+    Implement `__len__` (batches per epoch) and `__getitem__(index)` returning `(x, y)` (x an array or
+    a list of arrays, one per model input); `on_epoch_end` runs after every epoch. Pass the object
+    to `fit`, `evaluate` or `predict` in place of arrays.
+    """
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def __getitem__(self, index):
+        raise NotImplementedError
+
+    def on_epoch_end(self):
+        pass
+
+
+PyDataset = Sequence
 
 
 def set_random_seed(seed: int) -> None:

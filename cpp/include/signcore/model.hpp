@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "signcore/batch_source.hpp"
 #include "signcore/callbacks.hpp"
 #include "signcore/layers/layer.hpp"
 #include "signcore/losses.hpp"
@@ -59,6 +60,8 @@ class Model {
   // Build every layer in graph order and allocate + initialise the parameters (once).
   void build();
   bool built() const { return built_; }
+  // Release the layers (reset_build) so another model can build them; this model becomes unusable.
+  void detach_layers();
 
   const std::string& name() const { return name_; }
   void set_name(std::string n) { name_ = std::move(n); }
@@ -96,6 +99,14 @@ class Model {
   Tensor predict(const std::vector<ArrayView>& x, std::size_t batch_size, int verbose,
                  std::vector<CallbackPtr> callbacks);
 
+  // The same over batch sources (image iterators, Python generators). steps 0 = one full pass
+  // (the source's num_batches()); opt.batch_size and opt.shuffle are the source's business.
+  std::shared_ptr<History> fit(BatchSource& train, const FitOptions& opt,
+                               std::vector<CallbackPtr> callbacks, BatchSource* val,
+                               std::size_t steps_per_epoch = 0, std::size_t validation_steps = 0);
+  Logs evaluate(BatchSource& data, std::size_t steps, int verbose, std::vector<CallbackPtr> callbacks);
+  Tensor predict(BatchSource& data, std::size_t steps, int verbose, std::vector<CallbackPtr> callbacks);
+
   // Keras's summary table (Keras 2 layout) with exact totals.
   std::string summary(std::size_t line_length = 65) const;
 
@@ -105,12 +116,12 @@ class Model {
 
  private:
   enum class Mode { Train, Test, Predict };
-  // The one batch loop: runs `mode` over the rows of x (in `order`) in batches, calling the hooks.
-  // Predict results are written into *out (rows in input order).
-  Logs run_loop(Mode mode, const std::vector<ArrayView>& x, const ArrayView* y,
-                std::vector<std::size_t> order, std::size_t batch_size,
-                std::vector<CallbackPtr>& callbacks, Tensor* out);
+  // The one batch loop: `steps` batches from `data`, calling the hooks. Predict results are
+  // appended to *out in order.
+  Logs run_loop(Mode mode, BatchSource& data, std::size_t steps, std::vector<CallbackPtr>& callbacks,
+                Tensor* out);
   Logs step(Mode mode, const std::vector<Tensor>& xb, const Tensor* yb, Tensor* yp);
+  std::size_t steps_of(BatchSource& data, std::size_t steps, const char* what) const;
   void check_inputs(const std::vector<ArrayView>& x, const ArrayView* y) const;
   void resolve_metrics(const Tensor& y_true, const Tensor& y_pred);
   void check_interrupt();
@@ -139,5 +150,24 @@ class Model {
 
 // Copy rows `idx[0..n)` of `src` into `dst` (reshaped to (n,) + per-sample shape).
 void gather_rows(const ArrayView& src, const std::size_t* idx, std::size_t n, Tensor& dst);
+
+// In-memory arrays as a batch source: batches of `batch_size` rows, reshuffled every pass if asked.
+class ArrayBatchSource : public BatchSource {
+ public:
+  ArrayBatchSource(const std::vector<ArrayView>& x, const ArrayView* y, std::size_t batch_size,
+                   bool shuffle);
+  std::size_t num_batches() const override;
+  void get_batch(std::size_t index, std::vector<Tensor>& x, Tensor* y) override;
+  void on_epoch_end() override;
+  bool has_targets() const override { return has_y_; }
+
+ private:
+  std::vector<ArrayView> x_;
+  ArrayView y_;
+  bool has_y_;
+  std::size_t batch_size_;
+  bool shuffle_;
+  std::vector<std::size_t> order_;
+};
 
 }  // namespace signcore

@@ -34,7 +34,11 @@
 #include "signcore/initializers.hpp"
 #include "signcore/parallel.hpp"
 
+#include <ctime>
 namespace signcore {
+double g_prof[8] = {0};  // TEMP profiling
+static double tcpu() { timespec ts{}; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); return ts.tv_sec + 1e-9 * ts.tv_nsec; }
+#define PROF(i, stmt) do { double _t = tcpu(); stmt; g_prof[i] += tcpu() - _t; } while (0)
 
 namespace {
 
@@ -280,14 +284,14 @@ void Conv2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const 
     const std::size_t l1 = std::min(total, l0 + step), r0 = l0 * OW, rows = (l1 - l0) * OW;
     const float* cols = x.data() + r0 * K;  // pointwise: x rows are the columns (K = C)
     if (!pointwise) {
-      im2col(geom_, x.data(), l0, l1, cols_.data());
+      PROF(0, im2col(geom_, x.data(), l0, l1, cols_.data()));
       cols = cols_.data();
     }
     // z = cols W: (rows, K) (K, F) -> (rows, F)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+    PROF(1, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(F), static_cast<int>(K), 1.f, cols, static_cast<int>(K), W,
-                static_cast<int>(F), 0.f, z + r0 * F, static_cast<int>(F));
-    bias_activation(activation_, b, z + r0 * F, y.data() + r0 * F, rows, F);
+                static_cast<int>(F), 0.f, z + r0 * F, static_cast<int>(F)));
+    PROF(2, bias_activation(activation_, b, z + r0 * F, y.data() + r0 * F, rows, F));
   }
 }
 
@@ -322,27 +326,28 @@ void Conv2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
   for (std::size_t l0 = 0; l0 < total; l0 += step) {
     const std::size_t l1 = std::min(total, l0 + step), r0 = l0 * OW, rows = (l1 - l0) * OW;
     // dz = dy * act'(z) for the chunk, and db += its column sums.
-    const float* dz = activation_grad(activation_, keep_z ? z_.data() + r0 * F : nullptr,
+    const float* dz;
+    PROF(3, dz = activation_grad(activation_, keep_z ? z_.data() + r0 * F : nullptr,
                                       y_->data() + r0 * F, dy.data() + r0 * F, dz_.data(), db,
-                                      db_part_, rows, F);
+                                      db_part_, rows, F));
     if (need_w) {
       const float* cols = x.data() + r0 * K;
       if (!pointwise) {
-        im2col(geom_, x.data(), l0, l1, cols_.data());
+        PROF(4, im2col(geom_, x.data(), l0, l1, cols_.data()));
         cols = cols_.data();
       }
       // dW += cols^T dz: (K, rows) (rows, F) -> (K, F)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K), static_cast<int>(F),
+      PROF(5, cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K), static_cast<int>(F),
                   static_cast<int>(rows), 1.f, cols, static_cast<int>(K), dz, static_cast<int>(F),
-                  1.f, dW, static_cast<int>(F));
+                  1.f, dW, static_cast<int>(F)));
     }
     if (dx) {
       // dcols = dz W^T: (rows, F) (F, K) -> (rows, K); pointwise: straight into dx (K = C).
       float* dcols = pointwise ? dx->data() + r0 * C : cols_.data();
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+      PROF(6, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                   static_cast<int>(K), static_cast<int>(F), 1.f, dz, static_cast<int>(F), W,
-                  static_cast<int>(F), 0.f, dcols, static_cast<int>(K));
-      if (!pointwise) col2im(geom_, dcols, l0, l1, dx->data(), !whole_samples);
+                  static_cast<int>(F), 0.f, dcols, static_cast<int>(K)));
+      if (!pointwise) PROF(7, col2im(geom_, dcols, l0, l1, dx->data(), !whole_samples));
     }
   }
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "signcore/errors.hpp"
+#include "signcore/parallel.hpp"
 
 namespace signcore {
 
@@ -137,15 +138,56 @@ void Dropout::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const
 
 void Dropout::apply_mask(const float* src, float* dst) const {
   const float* mask = mask_.data();
-  const std::size_t size = shape_size(x_shape_);
+  const std::size_t size = shape_size(x_shape_), rank = x_shape_.size();
+  if (size == 0) return;
+  constexpr std::size_t kGrain = 1 << 14;  // values per parallel chunk, at least
   if (mask_shape_ == x_shape_) {
-    for (std::size_t i = 0; i < size; ++i) dst[i] = src[i] * mask[i];
+    parallel_for(size, kGrain, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) dst[i] = src[i] * mask[i];
+    });
     return;
   }
-  // Row by row along the last axis; an odometer over the other axes tracks the mask offset.
-  const std::size_t rank = x_shape_.size();
-  const std::size_t L = rank ? x_shape_.back() : 1, ls = rank ? mask_strides_.back() : 0;
-  if (L == 0 || size == 0) return;
+  // The broadcast axes (mask 1, x larger). When they are one contiguous run [a0, a1), x is
+  // (P, Q, R) and the mask (P, R): each of the P * Q rows of R values uses mask row p.
+  std::size_t a0 = rank, a1 = 0;
+  for (std::size_t i = 0; i < rank; ++i)
+    if (mask_strides_[i] == 0) {
+      a0 = std::min(a0, i);
+      a1 = i + 1;
+    }
+  bool run = true;
+  for (std::size_t i = a0; i < a1; ++i) run = run && (mask_strides_[i] == 0 || x_shape_[i] == 1);
+  if (run) {
+    std::size_t P = 1, Q = 1, R = 1;
+    for (std::size_t i = 0; i < a0; ++i) P *= x_shape_[i];
+    for (std::size_t i = a0; i < a1; ++i) Q *= x_shape_[i];
+    for (std::size_t i = a1; i < rank; ++i) R *= x_shape_[i];
+    if (R == 1) {  // one mask value per block of Q values
+      parallel_for(P, std::max<std::size_t>(1, kGrain / Q), [&](std::size_t b, std::size_t e) {
+        for (std::size_t p = b; p < e; ++p) {
+          const float v = mask[p];
+          for (std::size_t q = 0; q < Q; ++q) dst[p * Q + q] = src[p * Q + q] * v;
+        }
+      });
+    } else {
+      parallel_for(P * Q, std::max<std::size_t>(1, kGrain / R), [&](std::size_t b, std::size_t e) {
+        std::size_t p = b / Q, q = b % Q;  // row = p Q + q, advanced without dividing
+        for (std::size_t row = b; row < e; ++row) {
+          const float* s = src + row * R;
+          const float* m = mask + p * R;
+          float* d = dst + row * R;
+          for (std::size_t r = 0; r < R; ++r) d[r] = s[r] * m[r];
+          if (++q == Q) {
+            q = 0;
+            ++p;
+          }
+        }
+      });
+    }
+    return;
+  }
+  // Otherwise row by row along the last axis; an odometer over the other axes tracks the mask offset.
+  const std::size_t L = x_shape_.back(), ls = mask_strides_.back();
   std::vector<std::size_t> idx(rank, 0);
   std::size_t m = 0;
   for (std::size_t row = 0; row < size / L; ++row) {

@@ -181,53 +181,64 @@ LayerPtr MaxPooling2D::from_config(const json& c) {
   }
 }
 
-// x: (N, H, W, C) -> y: (N, H', W', C); argmax_ remembers where each maximum came from.
-void MaxPooling2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
-  const Tensor& x = *inputs[0];
-  const std::size_t N = check_input(x);
-  const std::size_t H = ax_h_.in, W = ax_w_.in, C = channels_, OH = ax_h_.out, OW = ax_w_.out;
-  ensure_shape(y, {N, OH, OW, C});
-  argmax_.resize(N * OH * OW * C);
-  const float* xd = x.data();
-  float* yd = y.data();
-  std::int32_t* am = argmax_.data();
+namespace {
+// x: (N, H, W, C) -> y: (N, H', W', C); with kArgmax, am (N, H', W', C) gets the offset of each
+// maximum within its sample. Strictly greater keeps the first maximum; a NaN replaces it and stays.
+template <bool kArgmax>
+void max_pool_kernel(const PoolAxis& ax_h, const PoolAxis& ax_w, std::size_t N, std::size_t C,
+                     const float* xd, float* yd, std::int32_t* am) {
+  const std::size_t H = ax_h.in, W = ax_w.in, OH = ax_h.out, OW = ax_w.out;
   // One task per output row (n, oh).
-  parallel_for(N * OH, grain_for(OW * C * pool_[0] * pool_[1]), [&](std::size_t b, std::size_t e) {
+  parallel_for(N * OH, grain_for(OW * C * ax_h.size * ax_w.size), [&](std::size_t b, std::size_t e) {
     for (std::size_t r = b; r < e; ++r) {
       const std::size_t n = r / OH, oh = r % OH;
       const float* xs = xd + n * H * W * C;
       std::size_t h0, h1;
-      window(ax_h_, oh, h0, h1);
+      window(ax_h, oh, h0, h1);
       for (std::size_t ow = 0; ow < OW; ++ow) {
         std::size_t w0, w1;
-        window(ax_w_, ow, w0, w1);
+        window(ax_w, ow, w0, w1);
         float* yr = yd + (r * OW + ow) * C;
-        std::int32_t* ar = am + (r * OW + ow) * C;
+        std::int32_t* ar = kArgmax ? am + (r * OW + ow) * C : nullptr;
         {  // the first cell of the window starts the running maximum
           const std::size_t off = (h0 * W + w0) * C;
           const float* xr = xs + off;
-          for (std::size_t c = 0; c < C; ++c) {
-            yr[c] = xr[c];
-            ar[c] = static_cast<std::int32_t>(off + c);
-          }
+          for (std::size_t c = 0; c < C; ++c) yr[c] = xr[c];
+          if (kArgmax)
+            for (std::size_t c = 0; c < C; ++c) ar[c] = static_cast<std::int32_t>(off + c);
         }
         for (std::size_t h = h0; h < h1; ++h) {
           for (std::size_t w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
             const std::size_t off = (h * W + w) * C;
             const float* xr = xs + off;
             const std::int32_t o = static_cast<std::int32_t>(off);
-            // Strictly greater keeps the first maximum; a NaN replaces it and stays.
             for (std::size_t c = 0; c < C; ++c) {
               const float v = xr[c];
               const bool take = v > yr[c] || v != v;
               yr[c] = take ? v : yr[c];
-              ar[c] = take ? o + static_cast<std::int32_t>(c) : ar[c];
+              if (kArgmax) ar[c] = take ? o + static_cast<std::int32_t>(c) : ar[c];
             }
           }
         }
       }
     }
   });
+}
+}  // namespace
+
+// x: (N, H, W, C) -> y: (N, H', W', C). Training records where each maximum came from.
+void MaxPooling2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+  const Tensor& x = *inputs[0];
+  const std::size_t N = check_input(x);
+  const std::size_t C = channels_;
+  ensure_shape(y, {N, ax_h_.out, ax_w_.out, C});
+  argmax_valid_ = ctx.training;
+  if (argmax_valid_) {
+    argmax_.resize(y.size());
+    max_pool_kernel<true>(ax_h_, ax_w_, N, C, x.data(), y.data(), argmax_.data());
+  } else {
+    max_pool_kernel<false>(ax_h_, ax_w_, N, C, x.data(), y.data(), nullptr);
+  }
   x_ = &x;
 }
 
@@ -241,6 +252,12 @@ void MaxPooling2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinput
   Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
   if (!dx) return;
   ensure_shape(*dx, shape_of(*x_));
+  if (!argmax_valid_) {  // after an inference forward: find the maxima again (same comparisons)
+    argmax_.resize(dy.size());
+    std::vector<float> scratch(dy.size());
+    max_pool_kernel<true>(ax_h_, ax_w_, N, C, x_->data(), scratch.data(), argmax_.data());
+    argmax_valid_ = true;
+  }
   const std::size_t in_size = ax_h_.in * ax_w_.in * C, out_size = OH * OW * C;
   const float* g = dy.data();
   float* d = dx->data();
@@ -294,9 +311,12 @@ void AveragePooling2D::forward(const std::vector<const Tensor*>& inputs, Tensor&
         std::size_t w0, w1;
         window(ax_w_, ow, w0, w1);
         float* yr = yd + (r * OW + ow) * C;
-        std::fill(yr, yr + C, 0.f);
+        {
+          const float* xr = xs + (h0 * W + w0) * C;  // the first cell starts the sum
+          std::copy(xr, xr + C, yr);
+        }
         for (std::size_t h = h0; h < h1; ++h)
-          for (std::size_t w = w0; w < w1; ++w) {
+          for (std::size_t w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
             const float* xr = xs + (h * W + w) * C;
             for (std::size_t c = 0; c < C; ++c) yr[c] += xr[c];
           }
@@ -419,14 +439,30 @@ void GlobalAveragePooling2D::forward(const std::vector<const Tensor*>& inputs, T
   const float* xd = x.data();
   float* yd = y.data();
   const double inv = 1.0 / static_cast<double>(P);
+  // Float partial sums over blocks of kBlock positions, added into double accumulators: as
+  // accurate as a double sum for any practical image size, at float speed.
+  constexpr std::size_t kBlock = 16;
   parallel_for(N, grain_for(P * C), [&](std::size_t b, std::size_t e) {
     std::vector<double> acc(C);
+    std::vector<float> part(C);
     for (std::size_t n = b; n < e; ++n) {
       std::fill(acc.begin(), acc.end(), 0.0);
       const float* xs = xd + n * P * C;
-      for (std::size_t p = 0; p < P; ++p) {
-        const float* xr = xs + p * C;
-        for (std::size_t c = 0; c < C; ++c) acc[c] += xr[c];
+      for (std::size_t p0 = 0; p0 < P; p0 += kBlock) {
+        const std::size_t p1 = std::min(P, p0 + kBlock);
+        float* pt = part.data();
+        std::copy(xs + p0 * C, xs + (p0 + 1) * C, pt);
+        std::size_t p = p0 + 1;
+        for (; p + 4 <= p1; p += 4) {  // four rows per update: a shorter dependency chain
+          const float *x0 = xs + p * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
+          for (std::size_t c = 0; c < C; ++c) pt[c] += (x0[c] + x1[c]) + (x2[c] + x3[c]);
+        }
+        for (; p < p1; ++p) {
+          const float* xr = xs + p * C;
+          for (std::size_t c = 0; c < C; ++c) pt[c] += xr[c];
+        }
+        double* ac = acc.data();
+        for (std::size_t c = 0; c < C; ++c) ac[c] += pt[c];
       }
       float* yr = yd + n * C;
       for (std::size_t c = 0; c < C; ++c) yr[c] = static_cast<float>(acc[c] * inv);
@@ -477,25 +513,20 @@ LayerPtr GlobalMaxPooling2D::from_config(const json& c) {
   }
 }
 
-// x: (N, H, W, C) -> y: (N, C) (or (N, 1, 1, C)) = the maximum over H and W (first one on ties).
-void GlobalMaxPooling2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
-  const Tensor& x = *inputs[0];
-  const std::size_t N = check_input(x);
-  const std::size_t P = h_ * w_, C = channels_;
-  ensure_shape(y, global_out_shape(N, C, keepdims_));
-  argmax_.resize(N * C);
-  const float* xd = x.data();
-  float* yd = y.data();
-  std::int32_t* am = argmax_.data();
+namespace {
+// x: (N, P, C) -> y: (N, C), the maximum over P (first one on ties, NaN wins); with kArgmax, am
+// (N, C) gets the offset p C + c of each maximum within its sample.
+template <bool kArgmax>
+void global_max_kernel(std::size_t N, std::size_t P, std::size_t C, const float* xd, float* yd,
+                       std::int32_t* am) {
   parallel_for(N, grain_for(P * C), [&](std::size_t b, std::size_t e) {
     for (std::size_t n = b; n < e; ++n) {
       const float* xs = xd + n * P * C;
       float* yr = yd + n * C;
-      std::int32_t* ar = am + n * C;
-      for (std::size_t c = 0; c < C; ++c) {
-        yr[c] = xs[c];
-        ar[c] = static_cast<std::int32_t>(c);
-      }
+      std::int32_t* ar = kArgmax ? am + n * C : nullptr;
+      for (std::size_t c = 0; c < C; ++c) yr[c] = xs[c];
+      if (kArgmax)
+        for (std::size_t c = 0; c < C; ++c) ar[c] = static_cast<std::int32_t>(c);
       for (std::size_t p = 1; p < P; ++p) {
         const float* xr = xs + p * C;
         const std::int32_t o = static_cast<std::int32_t>(p * C);
@@ -503,12 +534,29 @@ void GlobalMaxPooling2D::forward(const std::vector<const Tensor*>& inputs, Tenso
           const float v = xr[c];
           const bool take = v > yr[c] || v != v;
           yr[c] = take ? v : yr[c];
-          ar[c] = take ? o + static_cast<std::int32_t>(c) : ar[c];
+          if (kArgmax) ar[c] = take ? o + static_cast<std::int32_t>(c) : ar[c];
         }
       }
     }
   });
+}
+}  // namespace
+
+// x: (N, H, W, C) -> y: (N, C) (or (N, 1, 1, C)) = the maximum over H and W (first one on ties).
+void GlobalMaxPooling2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+  const Tensor& x = *inputs[0];
+  const std::size_t N = check_input(x);
+  const std::size_t P = h_ * w_, C = channels_;
+  ensure_shape(y, global_out_shape(N, C, keepdims_));
+  argmax_valid_ = ctx.training;
+  if (argmax_valid_) {
+    argmax_.resize(N * C);
+    global_max_kernel<true>(N, P, C, x.data(), y.data(), argmax_.data());
+  } else {
+    global_max_kernel<false>(N, P, C, x.data(), y.data(), nullptr);
+  }
   batch_ = N;
+  x_ = &x;
   forwarded_ = true;
 }
 
@@ -523,6 +571,12 @@ void GlobalMaxPooling2D::backward(const Tensor& dy, const std::vector<Tensor*>& 
   Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
   if (!dx) return;
   ensure_shape(*dx, {N, h_, w_, C});
+  if (!argmax_valid_) {  // after an inference forward: find the maxima again
+    argmax_.resize(N * C);
+    std::vector<float> scratch(N * C);
+    global_max_kernel<true>(N, P, C, x_->data(), scratch.data(), argmax_.data());
+    argmax_valid_ = true;
+  }
   const float* g = dy.data();
   float* d = dx->data();
   const std::int32_t* am = argmax_.data();

@@ -81,7 +81,9 @@ class MaxPooling2D : public Pooling2D {
 
  private:
   // For each output value, the offset of its maximum within the sample: ((h W) + w) C + c.
+  // Recorded by a training forward; after an inference forward backward recomputes it from x.
   std::vector<std::int32_t> argmax_;  // (N, H', W', C)
+  bool argmax_valid_ = false;
 };
 
 class AveragePooling2D : public Pooling2D {
@@ -136,7 +138,10 @@ class GlobalMaxPooling2D : public GlobalPooling2D {
 
  private:
   std::size_t batch_ = 0;
-  std::vector<std::int32_t> argmax_;  // (N, C): offset (h W + w) C + c of each maximum in its sample
+  const Tensor* x_ = nullptr;
+  // (N, C): offset (h W + w) C + c of each maximum in its sample; as MaxPooling2D's.
+  std::vector<std::int32_t> argmax_;
+  bool argmax_valid_ = false;
 };
 
 }  // namespace signcore

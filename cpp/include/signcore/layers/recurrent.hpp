@@ -60,10 +60,14 @@ struct RecurrentOptions {
 // `cls` for a malformed config, or for return_state / stateful set to true.
 RecurrentOptions recurrent_options_from_config(const json& config, const char* cls);
 
+// The initialiser LSTM declares its bias with when unit_forget_bias is set: Keras's
+// bias_initializer((U,)) | ones((U,)) | bias_initializer((2U,)) for the blocks i | f | c o.
+std::string lstm_forget_bias_initializer(const std::string& bias_initializer, std::size_t units);
+
 class Recurrent : public Layer {
  public:
   MaskMode mask_mode() const override {
-    return return_sequences_ ? MaskMode::PassThrough : MaskMode::None;
+    return opt_.return_sequences ? MaskMode::PassThrough : MaskMode::None;
   }
   Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
@@ -77,6 +81,8 @@ class Recurrent : public Layer {
   bool go_backwards() const { return opt_.go_backwards; }
   ActivationKind activation() const { return act_; }
   ActivationKind recurrent_activation() const { return rec_act_; }
+  // Bidirectional forces zero_output_for_mask = return_sequences on the layers it wraps (Keras).
+  void set_zero_output_for_mask(bool v) { opt_.zero_output_for_mask = v; }
 
  protected:
   // Validates `o` (ValueError naming the value). `gates` is G; `prefix` the automatic name.

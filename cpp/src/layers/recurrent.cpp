@@ -1,0 +1,472 @@
+// The machinery shared by SimpleRNN, LSTM and GRU: options, weights, masks, dropout, the input
+// projection before the loop and the input gradients after it. The cells live in simple_rnn.cpp,
+// lstm.cpp and gru.cpp.
+#include "signcore/layers/recurrent.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "signcore/errors.hpp"
+#include "signcore/initializers.hpp"
+
+namespace signcore {
+
+namespace {
+
+int I(std::size_t v) { return static_cast<int>(v); }
+
+std::size_t checked_units(long long units) {
+  if (units <= 0)
+    fail<ValueError>("Received an invalid value for argument `units`, expected a positive integer. "
+                     "Received: units=", units);
+  return static_cast<std::size_t>(units);
+}
+
+void check_rate(double rate, const char* arg) {
+  if (!(rate >= 0.0 && rate < 1.0))
+    fail<ValueError>("Invalid value received for argument `", arg, "`. Expected a float value in "
+                     "[0, 1). Received: ", arg, "=", rate);
+}
+
+// Validates everything before a name is taken, so a rejected call does not use one up.
+std::string checked_name(const RecurrentOptions& o, const char* prefix) {
+  checked_units(o.units);
+  parse_activation(o.activation);
+  parse_activation(o.recurrent_activation);
+  check_initializer(o.kernel_initializer);
+  check_initializer(o.recurrent_initializer);
+  check_initializer(o.bias_initializer);
+  check_rate(o.dropout, "dropout");
+  check_rate(o.recurrent_dropout, "recurrent_dropout");
+  if (o.implementation != 1 && o.implementation != 2)
+    fail<ValueError>("`implementation` must be 1 or 2. Received: implementation=", o.implementation);
+  return o.name.empty() ? unique_name(prefix) : o.name;
+}
+
+}  // namespace
+
+// ----- config ---------------------------------------------------------------------------------------
+
+RecurrentOptions recurrent_options_from_config(const json& c, const char* cls) {
+  RecurrentOptions o;
+  try {
+    auto str = [&c](const char* key, const std::string& fallback) {
+      if (!c.contains(key) || c[key].is_null()) return fallback;
+      const json& v = c[key];
+      // An initialiser may be Keras 3's {"class_name": "GlorotUniform", "config": {...}}.
+      return v.is_object() ? v.at("class_name").get<std::string>() : v.get<std::string>();
+    };
+    auto flag = [&c](const char* key, bool fallback) {
+      return c.contains(key) && !c[key].is_null() ? c[key].get<bool>() : fallback;
+    };
+    o.units = c.at("units").get<long long>();
+    o.activation = str("activation", "linear");  // Keras writes None as null: linear
+    if (!c.contains("activation")) o.activation = "tanh";
+    o.recurrent_activation = str("recurrent_activation", "sigmoid");
+    o.use_bias = flag("use_bias", true);
+    o.kernel_initializer = str("kernel_initializer", "glorot_uniform");
+    o.recurrent_initializer = str("recurrent_initializer", "orthogonal");
+    o.bias_initializer = str("bias_initializer", "zeros");
+    o.unit_forget_bias = flag("unit_forget_bias", true);
+    o.reset_after = flag("reset_after", true);
+    o.dropout = c.value("dropout", 0.0);
+    o.recurrent_dropout = c.value("recurrent_dropout", 0.0);
+    if (c.contains("seed") && !c["seed"].is_null()) o.seed = c["seed"].get<std::uint64_t>();
+    o.return_sequences = flag("return_sequences", false);
+    o.go_backwards = flag("go_backwards", false);
+    o.zero_output_for_mask = flag("zero_output_for_mask", false);
+    o.unroll = flag("unroll", false);
+    o.implementation = c.value("implementation", 2);
+    o.name = c.value("name", std::string());
+    if (flag("return_state", false))
+      fail<ValueError>(cls, ": return_state=True is not supported (signcore layers have one output). "
+                       "Received: ", c.dump());
+    if (flag("stateful", false))
+      fail<ValueError>(cls, ": stateful=True is not supported. Received: ", c.dump());
+  } catch (const json::exception& e) {
+    fail<ValueError>("Invalid ", cls, " config (", e.what(), "). Received: ", c.dump());
+  }
+  return o;
+}
+
+json Recurrent::get_config() const {
+  json c = Layer::get_config();
+  c["units"] = units_;
+  c["activation"] = activation_name(act_);
+  c["use_bias"] = opt_.use_bias;
+  c["kernel_initializer"] = opt_.kernel_initializer;
+  c["recurrent_initializer"] = opt_.recurrent_initializer;
+  c["bias_initializer"] = opt_.bias_initializer;
+  c["dropout"] = opt_.dropout;
+  c["recurrent_dropout"] = opt_.recurrent_dropout;
+  c["seed"] = opt_.seed ? json(*opt_.seed) : json(nullptr);
+  c["return_sequences"] = opt_.return_sequences;
+  c["return_state"] = false;
+  c["go_backwards"] = opt_.go_backwards;
+  c["stateful"] = false;
+  c["unroll"] = opt_.unroll;
+  c["zero_output_for_mask"] = opt_.zero_output_for_mask;
+  return c;
+}
+
+// ----- construction and build -----------------------------------------------------------------------
+
+Recurrent::Recurrent(RecurrentOptions o, std::size_t gates, const char* prefix)
+    : Layer(checked_name(o, prefix)),
+      opt_(std::move(o)),
+      units_(checked_units(opt_.units)),
+      gates_(gates),
+      act_(parse_activation(opt_.activation)),
+      rec_act_(parse_activation(opt_.recurrent_activation)),
+      own_rng_(opt_.seed.value_or(0)) {
+  opt_.name.clear();  // the layer's name is name_ from now on
+}
+
+// (T, F) -> (U,) or (T, U); kernel (F, G U), recurrent_kernel (U, G U), then the bias.
+Shape Recurrent::build(const std::vector<Shape>& input_shapes, Parameters& params) {
+  expect_inputs(input_shapes, 1);
+  const Shape& in = input_shapes[0];
+  if (in.size() != 2)
+    fail<ValueError>("Input 0 of layer '", name_, "' (", class_name(), ") is incompatible with the "
+                     "layer: expected ndim=3 (batch, timesteps, features), found ndim=", in.size() + 1,
+                     ". Full shape received: ", shape_str(in));
+  T_ = in[0];
+  features_ = in[1];
+  const std::size_t GU = gates_ * units_;
+  kernel_id_ = add_weight(params, "kernel", {features_, GU}, opt_.kernel_initializer);
+  recurrent_id_ = add_weight(params, "recurrent_kernel", {units_, GU}, opt_.recurrent_initializer);
+  if (opt_.use_bias) add_bias(params);
+  if (opt_.return_sequences) return {T_, units_};
+  return {units_};
+}
+
+void Recurrent::add_bias(Parameters& params) {
+  bias_id_ = add_weight(params, "bias", {gates_ * units_}, opt_.bias_initializer);
+}
+
+// ----- forward ----------------------------------------------------------------------------------------
+
+void Recurrent::draw_masks(const Context& ctx) {
+  // LSTM and GRU apply dropout only for 0 < rate < 1 (the constructor already rejects rate >= 1).
+  use_dp_ = ctx.training && opt_.dropout > 0.0;
+  use_rdp_ = ctx.training && opt_.recurrent_dropout > 0.0;
+  mask_blocks_ = (gates_ > 1 && (opt_.implementation == 1 || opt_.recurrent_dropout > 0.0)) ? gates_ : 1;
+  if (!use_dp_ && !use_rdp_) return;
+  Rng& rng = opt_.seed ? own_rng_ : *ctx.rng;
+  // 0 or 1 / (1 - rate); a uniform draw in [0, 1) from the top 24 bits is kept when u >= rate.
+  auto fill = [&rng](std::vector<float>& m, std::size_t n, double rate) {
+    m.resize(n);
+    const float scale = static_cast<float>(1.0 / (1.0 - rate));
+    for (auto& v : m) {
+      const double u = static_cast<double>(rng() >> 40) * (1.0 / 16777216.0);
+      v = u >= rate ? scale : 0.f;
+    }
+  };
+  if (use_dp_) fill(dp_, mask_blocks_ * N_ * features_, opt_.dropout);
+  if (use_rdp_) fill(rdp_, mask_blocks_ * N_ * units_, opt_.recurrent_dropout);
+}
+
+void Recurrent::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+  const Tensor& x = *inputs[0];
+  const Shape xs = shape_of(x);
+  if (xs.size() != 3 || xs[1] != T_ || xs[2] != features_)
+    fail<ValueError>("Layer '", name_, "' (", class_name(), ") expects inputs of shape (N, ", T_, ", ",
+                     features_, "). Received: shape=", shape_str(xs, false));
+  N_ = xs[0];
+  const std::size_t N = N_, T = T_, U = units_;
+  mask_ = nullptr;
+  if (ctx.mask) {
+    const Shape ms = shape_of(*ctx.mask);
+    if (ms.size() != 2 || ms[0] != N || ms[1] != T)
+      fail<ValueError>("Layer '", name_, "' (", class_name(), "): the mask must have shape (batch, "
+                       "timesteps) = (", N, ", ", T, ") to match the input of shape ",
+                       shape_str(xs, false), ". Received: mask shape=", shape_str(ms, false));
+    mask_ = ctx.mask->data();
+  }
+  x_ = x.data();
+
+  // Which input times some sample uses; the loop computes the range [lo, hi) around them.
+  active_.assign(T, 0);
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t n = 0; n < N && !active_[t]; ++n) active_[t] = step_on(n, t);
+  lo_ = T;
+  hi_ = 0;
+  for (std::size_t t = 0; t < T; ++t)
+    if (active_[t]) {
+      lo_ = std::min(lo_, t);
+      hi_ = t + 1;
+    }
+  if (hi_ == 0) lo_ = 0;  // nothing to compute
+  first_s_ = T;
+  for (std::size_t s = 0; s < T; ++s)
+    if (active_[time_of(s)]) {
+      first_s_ = s;
+      break;
+    }
+
+  draw_masks(ctx);
+  const std::size_t GU = gates_ * U;
+  z_.resize(N * T * GU);
+  hprev_.resize(N * T * U);
+  h_.assign(N * U, 0.f);
+  hd_.resize(N * U);
+  tmp_.resize(N * U);
+  project_inputs();
+
+  ensure_shape(y, opt_.return_sequences ? Shape{N, T, U} : Shape{N, U});
+  run_forward(y);
+}
+
+// z[(n, t)] = x'(n, t) W + b for the computed rows, x' = x * dp_k for gate block k in training.
+void Recurrent::project_inputs() {
+  const std::size_t N = N_, T = T_, F = features_, GU = gates_ * units_;
+  if (N == 0 || hi_ <= lo_) return;
+  const float* W = params_->value(kernel_id_);
+  const std::size_t K = use_dp_ ? mask_blocks_ : 1, BW = GU / K;
+  if (use_dp_) xd_.resize(N * T * F);
+  for (std::size_t k = 0; k < K; ++k) {
+    const float* src = x_;
+    if (use_dp_) {  // x' = x * dp_k, row by row over the computed rows
+      const float* mk = dp_.data() + k * N * F;
+      for (std::size_t n = 0; n < N; ++n)
+        for (std::size_t t = lo_; t < hi_; ++t) {
+          const float* xr = x_ + (n * T + t) * F;
+          float* dr = xd_.data() + (n * T + t) * F;
+          for (std::size_t f = 0; f < F; ++f) dr[f] = xr[f] * mk[n * F + f];
+        }
+      src = xd_.data();
+    }
+    // (rows, F) (F, BW) -> (rows, BW), written into columns [k BW, (k+1) BW) of z.
+    auto gemm = [&](std::size_t r0, std::size_t rows) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, I(rows), I(BW), I(F), 1.f, src + r0 * F,
+                  I(F), W + k * BW, I(GU), 0.f, z_.data() + r0 * GU + k * BW, I(GU));
+    };
+    if (lo_ == 0 && hi_ == T) gemm(0, N * T);
+    else
+      for (std::size_t n = 0; n < N; ++n) gemm(n * T + lo_, hi_ - lo_);
+  }
+  if (opt_.use_bias) {  // the input bias: the first G U values (GRU reset_after: row 0)
+    const float* b = params_->value(bias_id_);
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t t = lo_; t < hi_; ++t) {
+        float* zr = z_.data() + (n * T + t) * GU;
+        for (std::size_t j = 0; j < GU; ++j) zr[j] += b[j];
+      }
+  }
+}
+
+void Recurrent::recurrent_matmul(const float* h, float* out, std::size_t ldo, std::size_t c0,
+                                 std::size_t c1) {
+  const std::size_t N = N_, U = units_, GU = gates_ * U;
+  const float* Ur = params_->value(recurrent_id_);
+  const std::size_t K = use_rdp_ ? mask_blocks_ : 1, BW = GU / K;
+  for (std::size_t k = 0; k < K; ++k) {
+    const std::size_t b0 = std::max(c0, k * BW), b1 = std::min(c1, (k + 1) * BW);
+    if (b0 >= b1) continue;
+    const float* src = h;
+    if (use_rdp_) {
+      const float* mk = rdp_.data() + k * N * U;
+      for (std::size_t i = 0; i < N * U; ++i) hd_[i] = h[i] * mk[i];
+      src = hd_.data();
+    }
+    // (N, U) (U, b1 - b0) -> (N, b1 - b0), accumulated
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, I(N), I(b1 - b0), I(U), 1.f, src, I(U),
+                Ur + b0, I(GU), 1.f, out + b0, I(ldo));
+  }
+}
+
+void Recurrent::recurrent_matmul_t(const float* dz, std::size_t ldz, float* out, std::size_t c0,
+                                   std::size_t c1) {
+  const std::size_t N = N_, U = units_, GU = gates_ * U;
+  const float* Ur = params_->value(recurrent_id_);
+  if (!use_rdp_) {
+    // (N, c1 - c0) (c1 - c0, U) -> (N, U): dz U^T over the columns at once
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, I(N), I(U), I(c1 - c0), 1.f, dz + c0, I(ldz),
+                Ur + c0, I(GU), 0.f, out, I(U));
+    return;
+  }
+  const std::size_t K = mask_blocks_, BW = GU / K;
+  std::fill(out, out + N * U, 0.f);
+  for (std::size_t k = 0; k < K; ++k) {
+    const std::size_t b0 = std::max(c0, k * BW), b1 = std::min(c1, (k + 1) * BW);
+    if (b0 >= b1) continue;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, I(N), I(U), I(b1 - b0), 1.f, dz + b0, I(ldz),
+                Ur + b0, I(GU), 0.f, hd_.data(), I(U));
+    const float* mk = rdp_.data() + k * N * U;
+    for (std::size_t i = 0; i < N * U; ++i) out[i] += hd_[i] * mk[i];
+  }
+}
+
+void Recurrent::gemm_tn_rows(const float* A, std::size_t lda, const float* B, std::size_t ldb,
+                             float* C, std::size_t ldc, std::size_t m, std::size_t n) {
+  const std::size_t N = N_, T = T_;
+  auto gemm = [&](std::size_t r0, std::size_t rows) {
+    // (m, rows) (rows, n) -> (m, n), accumulated
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, I(m), I(n), I(rows), 1.f, A + r0 * lda,
+                I(lda), B + r0 * ldb, I(ldb), 1.f, C, I(ldc));
+  };
+  if (N == 0 || hi_ <= lo_) return;
+  if (lo_ == 0 && hi_ == T) gemm(0, N * T);
+  else
+    for (std::size_t s = 0; s < N; ++s) gemm(s * T + lo_, hi_ - lo_);
+}
+
+void Recurrent::recurrent_weight_grad(const std::vector<float>& states, const float* dz,
+                                      std::size_t c0, std::size_t c1) {
+  if (!trainable_weight(recurrent_id_)) return;
+  const std::size_t N = N_, T = T_, U = units_, GU = gates_ * U;
+  float* dU = params_->grad(recurrent_id_);
+  const std::size_t K = use_rdp_ ? mask_blocks_ : 1, BW = GU / K;
+  for (std::size_t k = 0; k < K; ++k) {
+    const std::size_t b0 = std::max(c0, k * BW), b1 = std::min(c1, (k + 1) * BW);
+    if (b0 >= b1) continue;
+    const float* src = states.data();
+    if (use_rdp_) {
+      xd_.resize(std::max(xd_.size(), N * T * U));
+      const float* mk = rdp_.data() + k * N * U;
+      for (std::size_t n = 0; n < N; ++n)
+        for (std::size_t t = lo_; t < hi_; ++t) {
+          const float* hr = states.data() + (n * T + t) * U;
+          float* dr = xd_.data() + (n * T + t) * U;
+          for (std::size_t u = 0; u < U; ++u) dr[u] = hr[u] * mk[n * U + u];
+        }
+      src = xd_.data();
+    }
+    gemm_tn_rows(src, U, dz + b0, GU, dU + b0, GU, U, b1 - b0);
+  }
+}
+
+void Recurrent::add_column_sums(const float* src, std::size_t ld, std::size_t width, float* out) {
+  for (std::size_t n = 0; n < N_; ++n)
+    for (std::size_t t = lo_; t < hi_; ++t) {
+      const float* r = src + (n * T_ + t) * ld;
+      for (std::size_t j = 0; j < width; ++j) out[j] += r[j];
+    }
+}
+
+void Recurrent::write_step_output(Tensor& y, std::size_t s, std::size_t t) const {
+  const std::size_t U = units_;
+  for (std::size_t n = 0; n < N_; ++n) {
+    float* yr = y.data() + (n * T_ + s) * U;
+    if (opt_.zero_output_for_mask && !step_on(n, t)) std::fill(yr, yr + U, 0.f);
+    else std::memcpy(yr, h_.data() + n * U, U * sizeof(float));
+  }
+}
+
+void Recurrent::write_last_output(Tensor& y) const {
+  const std::size_t U = units_, t = time_of(T_ - 1);
+  for (std::size_t n = 0; n < N_; ++n) {
+    float* yr = y.data() + n * U;
+    if (opt_.zero_output_for_mask && !step_on(n, t)) std::fill(yr, yr + U, 0.f);
+    else std::memcpy(yr, h_.data() + n * U, U * sizeof(float));
+  }
+}
+
+void Recurrent::zero_time_rows(std::vector<float>& b, std::size_t t, std::size_t width) {
+  for (std::size_t n = 0; n < N_; ++n) std::fill_n(b.data() + (n * T_ + t) * width, width, 0.f);
+}
+
+// ----- backward ---------------------------------------------------------------------------------------
+
+void Recurrent::add_output_grad(const Tensor& dy, std::size_t s, std::size_t t) {
+  const std::size_t U = units_;
+  if (!opt_.return_sequences && s != T_ - 1) return;
+  for (std::size_t n = 0; n < N_; ++n) {
+    if (opt_.zero_output_for_mask && !step_on(n, t)) continue;
+    const float* g = opt_.return_sequences ? dy.data() + (n * T_ + s) * U : dy.data() + n * U;
+    float* d = dh_.data() + n * U;
+    for (std::size_t u = 0; u < U; ++u) d[u] += g[u];
+  }
+}
+
+void Recurrent::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+  if (!x_) fail<StateError>("Layer '", name_, "' (", class_name(), "): backward called before forward");
+  const std::size_t N = N_, T = T_, U = units_;
+  const Shape expected = opt_.return_sequences ? Shape{N, T, U} : Shape{N, U};
+  if (shape_of(dy) != expected)
+    fail<ValueError>("Layer '", name_, "' (", class_name(), "): the output gradient has shape ",
+                     shape_str(shape_of(dy), false), ", expected ", shape_str(expected, false));
+  Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
+  if (dx) ensure_shape(*dx, {N, T, features_});
+  const bool weights = trainable_weight(kernel_id_) || trainable_weight(recurrent_id_) ||
+                       (opt_.use_bias && trainable_weight(bias_id_));
+  if (!dx && !weights) return;
+  if (N == 0 || hi_ <= lo_) {  // nothing was computed: no gradient reaches x or the weights
+    if (dx) std::fill(dx->begin(), dx->end(), 0.f);
+    return;
+  }
+  dz_.resize(N * T * gates_ * U);
+  dh_.assign(N * U, 0.f);
+  run_backward(dy);
+  input_gradients(dx);
+}
+
+// From dz (the projection's gradient): dW += x'^T dz, db += sum dz, dx = sum_k (dz_k W_k^T) * dp_k.
+void Recurrent::input_gradients(Tensor* dx) {
+  const std::size_t N = N_, T = T_, F = features_, GU = gates_ * units_;
+  const std::size_t K = use_dp_ ? mask_blocks_ : 1, BW = GU / K;
+  const float* W = params_->value(kernel_id_);
+  auto rows_in_range = [&](auto&& fn) {  // fn(r0, rows) over the computed rows
+    if (lo_ == 0 && hi_ == T) fn(0, N * T);
+    else
+      for (std::size_t n = 0; n < N; ++n) fn(n * T + lo_, hi_ - lo_);
+  };
+  auto dropped_inputs = [&](std::size_t k) {  // xd_ = x * dp_k on the computed rows
+    const float* mk = dp_.data() + k * N * F;
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t t = lo_; t < hi_; ++t) {
+        const float* xr = x_ + (n * T + t) * F;
+        float* dr = xd_.data() + (n * T + t) * F;
+        for (std::size_t f = 0; f < F; ++f) dr[f] = xr[f] * mk[n * F + f];
+      }
+  };
+  if (use_dp_) xd_.resize(std::max(xd_.size(), N * T * F));
+
+  if (trainable_weight(kernel_id_)) {
+    float* dW = params_->grad(kernel_id_);
+    for (std::size_t k = 0; k < K; ++k) {
+      if (use_dp_) dropped_inputs(k);
+      gemm_tn_rows(use_dp_ ? xd_.data() : x_, F, dz_.data() + k * BW, GU, dW + k * BW, GU, F, BW);
+    }
+  }
+  if (opt_.use_bias && trainable_weight(bias_id_))
+    add_column_sums(dz_.data(), GU, GU, params_->grad(bias_id_));
+
+  if (!dx) return;
+  float* out = dx->data();
+  // Rows outside the computed range get no gradient.
+  for (std::size_t n = 0; n < N; ++n) {
+    std::fill(out + n * T * F, out + (n * T + lo_) * F, 0.f);
+    std::fill(out + (n * T + hi_) * F, out + (n + 1) * T * F, 0.f);
+  }
+  if (!use_dp_) {
+    // (rows, G U) (G U, F) -> (rows, F)
+    rows_in_range([&](std::size_t r0, std::size_t rows) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, I(rows), I(F), I(GU), 1.f,
+                  dz_.data() + r0 * GU, I(GU), W, I(GU), 0.f, out + r0 * F, I(F));
+    });
+    return;
+  }
+  for (std::size_t k = 0; k < K; ++k) {
+    // xd_ = dz_k W_k^T on the computed rows, then dx (+)= xd_ * dp_k
+    rows_in_range([&](std::size_t r0, std::size_t rows) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, I(rows), I(F), I(BW), 1.f,
+                  dz_.data() + r0 * GU + k * BW, I(GU), W + k * BW, I(GU), 0.f, xd_.data() + r0 * F,
+                  I(F));
+    });
+    const float* mk = dp_.data() + k * N * F;
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t t = lo_; t < hi_; ++t) {
+        const float* sr = xd_.data() + (n * T + t) * F;
+        float* dr = out + (n * T + t) * F;
+        if (k == 0)
+          for (std::size_t f = 0; f < F; ++f) dr[f] = sr[f] * mk[n * F + f];
+        else
+          for (std::size_t f = 0; f < F; ++f) dr[f] += sr[f] * mk[n * F + f];
+      }
+  }
+}
+
+}  // namespace signcore
