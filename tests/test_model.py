@@ -548,3 +548,17 @@ def test_add_and_pop_on_a_built_model_keep_weights():
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert model.predict(np.ones((1, 3)), verbose=0).shape == (1, 2)
+
+
+def test_metric_objects_in_compile_keep_their_arguments():
+    x = np.linspace(-1, 1, 40, dtype=np.float32).reshape(-1, 1)
+    y = (x[:, 0] > 0).astype(np.float32)
+    model = signcore.Sequential([layers.Dense(1, activation="sigmoid", input_shape=(1,))])
+    model.set_weights([np.array([[3.0]], np.float32), np.array([0.0], np.float32)])
+    strict = signcore.metrics.BinaryAccuracy(threshold=0.7, name="strict_acc")
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy", strict])
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    p = 1 / (1 + np.exp(-3.0 * x[:, 0]))
+    assert logs["accuracy"] == pytest.approx(np.mean((p > 0.5) == y))
+    assert logs["strict_acc"] == pytest.approx(np.mean((p > 0.7) == y))
+    assert model.metrics_names == ["loss", "accuracy", "strict_acc"]

@@ -188,7 +188,9 @@ void bind_model(py::module_& m) {
         for (const auto& n : self.nodes()) layers.push_back(n.layer);
         return layers;
       })
-      .def("compile", &Model::compile, py::arg("optimizer"), py::arg("loss"), py::arg("metrics"))
+      .def("compile", &Model::compile, py::arg("optimizer"), py::arg("loss"), py::arg("metrics"),
+           py::arg("objects") = std::vector<MetricPtr>{})
+      .def_property_readonly("metrics", [](const Model& self) { return self.metric_objects(); })
       .def_property_readonly("optimizer", &Model::optimizer)
       .def_property_readonly("loss", &Model::loss)
       .def_property_readonly("metric_names", &Model::metric_names)

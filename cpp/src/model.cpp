@@ -115,12 +115,17 @@ Shape Model::output_shape() const {
 
 void Model::set_layer_trainable(Layer& layer, bool trainable) { layer.set_trainable(trainable); }
 
-void Model::compile(OptimizerPtr optimizer, LossPtr loss, std::vector<std::string> metrics) {
+void Model::compile(OptimizerPtr optimizer, LossPtr loss, std::vector<std::string> metrics,
+                    std::vector<MetricPtr> objects) {
   if (!optimizer) fail<ValueError>("compile needs an optimizer. Received: None");
   if (!loss) fail<ValueError>("compile needs a loss. Received: None");
+  objects.resize(metrics.size());
+  for (std::size_t i = 0; i < metrics.size(); ++i)
+    if (objects[i]) metrics[i] = objects[i]->name();
   optimizer_ = std::move(optimizer);
   loss_ = std::move(loss);
   metric_names_ = std::move(metrics);
+  metric_objects_ = std::move(objects);
   metrics_.clear();
 }
 
@@ -222,8 +227,9 @@ void Model::check_interrupt() {
 
 void Model::resolve_metrics(const Tensor& y_true, const Tensor& y_pred) {
   if (!metrics_.empty() || metric_names_.empty()) return;
-  for (const auto& name : metric_names_)
-    metrics_.push_back(make_metric(name, shape_of(y_true), shape_of(y_pred), loss_.get()));
+  for (std::size_t i = 0; i < metric_names_.size(); ++i)
+    metrics_.push_back(metric_objects_[i] ? metric_objects_[i]
+                                          : make_metric(metric_names_[i], shape_of(y_true), shape_of(y_pred), loss_.get()));
 }
 
 namespace {

@@ -60,3 +60,11 @@ Conv2D = _core.Conv2D
 ZeroPadding2D = _core.ZeroPadding2D
 Convolution2D = Conv2D
 __all__ += ["Conv2D", "Convolution2D", "ZeroPadding2D"]
+
+# Recurrent layers and masking (cpp/bindings/layers_recurrent.cpp).
+SimpleRNN = _core.SimpleRNN
+LSTM = _core.LSTM
+GRU = _core.GRU
+Masking = _core.Masking
+Bidirectional = _core.Bidirectional
+__all__ += ["Bidirectional", "GRU", "LSTM", "Masking", "SimpleRNN"]

@@ -9,7 +9,6 @@ import numpy as np
 
 from . import _core
 from . import losses as _losses
-from . import metrics as _metrics
 from . import optimizers as _optimizers
 from .callbacks import Callback
 from .functional import KerasTensor
@@ -288,16 +287,23 @@ class Model:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'. Received: loss=None")
         opt = _optimizers.get(optimizer)
         loss_obj = _losses.get(loss)
-        if metrics is None:
-            names = []
-        else:
+        names, objects = [], []
+        if metrics is not None:
             if isinstance(metrics, (str, _core.Metric)):
                 metrics = [metrics]
             if isinstance(metrics, dict):
                 raise TypeError(f"metrics must be a list. Received: {metrics!r}")
-            names = [_metrics.metric_name(m) for m in metrics]
-        self._core.compile(opt, loss_obj, names)
-        self._compiled_with = (opt, loss_obj, names)
+            for m in metrics:
+                if isinstance(m, str):
+                    names.append(m)
+                    objects.append(None)
+                elif isinstance(m, _core.Metric):
+                    names.append(m.name)
+                    objects.append(m)
+                else:
+                    raise TypeError(f"metrics must be names or signcore.metrics objects. Received: {m!r}")
+        self._core.compile(opt, loss_obj, names, objects)
+        self._compiled_with = (opt, loss_obj, names, objects)
 
     def _require_compiled(self, what):
         if not self._core.compiled:

@@ -74,11 +74,16 @@ class Model {
   void set_layer_trainable(Layer& layer, bool trainable);
 
   // --- training state --------------------------------------------------------------------------
-  void compile(OptimizerPtr optimizer, LossPtr loss, std::vector<std::string> metrics);
+  // metrics: names resolved once the shapes are known ("accuracy" -> the right accuracy); where
+  // objects[i] is given (a configured metric object), it is used as is under its own name.
+  void compile(OptimizerPtr optimizer, LossPtr loss, std::vector<std::string> metrics,
+               std::vector<MetricPtr> objects = {});
   bool compiled() const { return loss_ != nullptr; }
   OptimizerPtr optimizer() const { return optimizer_; }
   LossPtr loss() const { return loss_; }
   const std::vector<std::string>& metric_names() const { return metric_names_; }
+  // The metric objects in use (resolved at the first batch; empty before).
+  const std::vector<MetricPtr>& metric_objects() const { return metrics_; }
 
   std::atomic<bool> stop_training{false};
   InterruptCheck interrupt_check;
@@ -142,6 +147,7 @@ class Model {
   OptimizerPtr optimizer_;
   LossPtr loss_;
   std::vector<std::string> metric_names_;
+  std::vector<MetricPtr> metric_objects_;  // as given to compile (null = resolve by name)
   std::vector<MetricPtr> metrics_;
   Tensor dy_;
   std::vector<Tensor> xb_;  // gathered batch inputs, reused

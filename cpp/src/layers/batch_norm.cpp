@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "signcore/errors.hpp"
 #include "signcore/initializers.hpp"
@@ -157,18 +158,44 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tenso
   float* yd = y.data();
   x_ = &x;
   batch_stats_ = ctx.training && trainable_;
+  mask_ = nullptr;
+  if (batch_stats_ && ctx.mask) {
+    // A sequence mask (N, T) on (N, T, ..., C): each mask value covers G consecutive rows.
+    const Tensor& mk = *ctx.mask;
+    if (mk.dimension() < 1 || mk.size() == 0 || mk.shape()[0] != xs[0] || M % mk.size() != 0 ||
+        xs.size() < mk.dimension() + 1 ||
+        !std::equal(mk.shape().begin(), mk.shape().end(), xs.begin()))
+      fail<ValueError>("Layer '", name_, "' (BatchNormalization): the mask should have the leading "
+                       "axes of the inputs. Received: mask.shape=", shape_str(shape_of(mk), false),
+                       ", inputs.shape=", shape_str(xs, false));
+    mask_ = &mk;
+    mask_rows_ = M / mk.size();
+  }
   if (M == 0) return;
 
   float* moving_mean = params_->value(mean_id_);
   float* moving_var = params_->value(var_id_);
   if (batch_stats_) {
-    // Pass 1: shifted sums (shift = the first row, so a large mean does not cost precision).
+    // Pass 1: shifted sums (shift = the first row, so a large mean does not cost precision),
+    // weighted by the mask when there is one.
     std::vector<double> shift(xd, xd + C), s1(C), s2(C);
+    const float* mk = mask_ ? mask_->data() : nullptr;
+    const std::size_t G = mask_rows_;
     blocked_channel_sums(M, C, partial_, s1.data(), s2.data(),
                          [&](std::size_t r0, std::size_t r1, double* a1, double* a2) {
                            const double* k = shift.data();
                            for (std::size_t r = r0; r < r1; ++r) {
                              const float* xr = xd + r * C;
+                             if (mk) {
+                               const double w = mk[r / G];
+                               if (w == 0.0) continue;
+                               for (std::size_t c = 0; c < C; ++c) {
+                                 const double d = static_cast<double>(xr[c]) - k[c];
+                                 a1[c] += w * d;
+                                 a2[c] += w * d * d;
+                               }
+                               continue;
+                             }
                              for (std::size_t c = 0; c < C; ++c) {
                                const double d = static_cast<double>(xr[c]) - k[c];
                                a1[c] += d;
@@ -176,13 +203,32 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tenso
                              }
                            }
                          });
-    const double inv_m = 1.0 / static_cast<double>(M), mom = momentum_;
+    // Without a mask: mean = K + s1 / M, var = s2 / M - (s1 / M)^2 (biased).
+    // With one (Keras's masked moments): W = sum of the weights, W' = W + 1e-7,
+    //   mean = sum w x / W' = (s1 + K W) / W',  var = sum w (x - mean)^2 / W'.
+    double count = static_cast<double>(M);
+    if (mask_) {
+      double w = 0.0;
+      for (std::size_t i = 0; i < mask_->size(); ++i) w += mk[i];
+      count = w * static_cast<double>(G) + 1e-7;
+      mask_count_ = count;
+    }
+    const double inv_m = 1.0 / count, mom = momentum_;
     for (std::size_t c = 0; c < C; ++c) {
-      const double dm = s1[c] * inv_m;
-      const double var = std::max(s2[c] * inv_m - dm * dm, 0.0);  // biased
-      mean_[c] = shift[c] + dm;
+      double mean, var;
+      if (mask_) {
+        const double w = count - 1e-7;
+        const double dm = (s1[c] + shift[c] * w) * inv_m - shift[c];  // mean - K
+        mean = shift[c] + dm;
+        var = std::max((s2[c] - 2.0 * dm * s1[c] + dm * dm * w) * inv_m, 0.0);
+      } else {
+        const double dm = s1[c] * inv_m;
+        mean = shift[c] + dm;
+        var = std::max(s2[c] * inv_m - dm * dm, 0.0);
+      }
+      mean_[c] = mean;
       invstd_[c] = 1.0 / std::sqrt(var + epsilon_);
-      moving_mean[c] = static_cast<float>(moving_mean[c] * mom + mean_[c] * (1.0 - mom));
+      moving_mean[c] = static_cast<float>(moving_mean[c] * mom + mean * (1.0 - mom));
       moving_var[c] = static_cast<float>(moving_var[c] * mom + var * (1.0 - mom));
     }
   } else {
@@ -259,9 +305,10 @@ void BatchNormalization::backward(const Tensor& dy, const std::vector<Tensor*>& 
   }
   if (!dx) return;
 
-  // Pass 2: dx = a dy + b (x - mean) + k, per channel coefficients.
+  // Pass 2: dx = a dy + w (b (x - mean) + k), per channel coefficients; w is the row's mask
+  // weight (1 without a mask), and the mean over rows divides by the weight sum.
   std::vector<float> a(C), b(C, 0.f), k(C, 0.f), mean_f(mean_.begin(), mean_.end());
-  const double inv_m = 1.0 / static_cast<double>(M);
+  const double inv_m = 1.0 / (mask_ ? mask_count_ : static_cast<double>(M));
   for (std::size_t c = 0; c < C; ++c) {
     const double gi = (gamma ? gamma[c] : 1.0) * invstd_[c];
     a[c] = static_cast<float>(gi);
@@ -272,7 +319,19 @@ void BatchNormalization::backward(const Tensor& dy, const std::vector<Tensor*>& 
   }
   float* d = dx->data();
   const float *pa = a.data(), *pb = b.data(), *pk = k.data(), *mf = mean_f.data();
-  if (batch_stats_) {
+  if (batch_stats_ && mask_) {
+    const float* mk = mask_->data();
+    const std::size_t G = mask_rows_;
+    parallel_for(M, row_grain(C), [&](std::size_t r0, std::size_t r1) {
+      for (std::size_t r = r0; r < r1; ++r) {
+        const float* xr = xd + r * C;
+        const float* gr = g + r * C;
+        float* dr = d + r * C;
+        const float w = mk[r / G];
+        for (std::size_t c = 0; c < C; ++c) dr[c] = pa[c] * gr[c] + w * (pb[c] * (xr[c] - mf[c]) + pk[c]);
+      }
+    });
+  } else if (batch_stats_) {
     parallel_for(M, row_grain(C), [&](std::size_t r0, std::size_t r1) {
       for (std::size_t r = r0; r < r1; ++r) {
         const float* xr = xd + r * C;

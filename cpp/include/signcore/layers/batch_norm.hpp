@@ -8,6 +8,8 @@
 //   moving = moving * momentum + batch * (1 - momentum)   (the biased variance too, as Keras 3).
 // Otherwise (inference, or trainable=False, which Keras 3 runs in inference mode) the moving
 // statistics normalise, and the layer is a per-channel affine map.
+// A sequence mask (N, T) passes through; in training the statistics are Keras's masked moments
+// (weighted by the mask, divided by its sum + 1e-7), and every step is normalised with them.
 //
 // Statistics are summed in double over fixed blocks of rows and the block sums combined in block
 // order, so results do not depend on the thread count.
@@ -31,6 +33,7 @@ class BatchNormalization : public Layer {
   static LayerPtr from_config(const json& config);
 
   std::string class_name() const override { return "BatchNormalization"; }
+  MaskMode mask_mode() const override { return MaskMode::PassThrough; }
   Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
@@ -54,6 +57,9 @@ class BatchNormalization : public Layer {
   // Cached by forward for backward.
   const Tensor* x_ = nullptr;   // the input (alive and unchanged until backward)
   bool batch_stats_ = false;    // whether the last forward normalised with the batch statistics
+  const Tensor* mask_ = nullptr;  // the sequence mask of that forward (training only), or null
+  std::size_t mask_rows_ = 1;     // rows (of C values) per mask value
+  double mask_count_ = 0;         // sum of the mask weights over rows, + 1e-7
   std::vector<double> mean_;    // (C,) the mean used by the last forward
   std::vector<double> invstd_;  // (C,) 1 / sqrt(var + epsilon) used by the last forward
   std::vector<float> scale_c_, shift_c_;  // (C,) scratch: y = x * scale_c + shift_c

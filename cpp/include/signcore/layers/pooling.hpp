@@ -7,7 +7,10 @@
 //   row at the bottom (column at the right), as TensorFlow/Keras. Padded cells never take part:
 //   max pooling ignores them, average pooling divides by the number of real cells in the window.
 //   Max pooling sends the gradient to the first maximum in window order (row by row, left to right;
-//   the same rule as PyTorch's CPU kernel and TensorFlow); a NaN in the window wins and propagates.
+//   the rule of PyTorch's CPU max_pool2d and of TensorFlow's CPU MaxPoolGrad, which both replace the
+//   running maximum only on a strictly greater value). A NaN in the window wins and propagates, as
+//   in PyTorch. A training forward records the arg-max; after an inference forward, backward finds
+//   it again with the same comparisons.
 //
 // GlobalAveragePooling2D / GlobalMaxPooling2D: over H and W.
 //   x: (N, H, W, C) -> y: (N, C), or (N, 1, 1, C) with keepdims.
