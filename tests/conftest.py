@@ -6,9 +6,16 @@ dependency or data folder is an error, not a skip.
 """
 import os
 import pathlib
+import signal
 
 # Plots must never try to open a window (CI has no display); set before anything imports matplotlib.
 os.environ["MPLBACKEND"] = "Agg"
+
+# A process started in the background by a non-interactive shell (as some CI runners and nohup-style
+# launchers do) inherits SIGINT *ignored*, and Python then installs no KeyboardInterrupt handler.
+# Restore it so the Ctrl-C tests behave as in a terminal; subprocesses then start with the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -270,6 +270,55 @@ def test_frozen_batch_norm_runs_in_inference_mode():
     np.testing.assert_allclose(h.layer.get_weights()[2], stats[2], rtol=1e-7)
 
 
+@pytest.mark.torch
+def test_masked_batch_norm_uses_keras_masked_moments():
+    # Masking -> Dense -> BatchNormalization -> Flatten: in training the statistics are Keras's masked
+    # moments, sum(w x) / (sum(w) + 1e-7) and sum(w (x - mean)^2) / (sum(w) + 1e-7), and every step is
+    # normalised with them. One SGD step is compared with torch autograd of that equation, which
+    # checks the masked backward through the Dense weights. (Flatten drops the mask, so the loss is
+    # a plain mean.)
+    rng = np.random.default_rng(13)
+    n, t, f, c = 5, 6, 3, 4
+    x = rng.normal(size=(n, t, f)).astype(np.float32)
+    x[0, 4:] = 0
+    x[2, 1] = 0
+    x[3, :2] = 0
+    target = rng.normal(size=(n, t * c)).astype(np.float32)
+    w0 = rng.normal(scale=0.5, size=(f, c)).astype(np.float32)
+    b0 = rng.normal(scale=0.5, size=c).astype(np.float32)
+    model = signcore.Sequential([_core.Masking(0.0, input_shape=(t, f)), layers.Dense(c),
+                                 layers.BatchNormalization(momentum=0.5), layers.Flatten()])
+    model.build()
+    model.layers[1].set_weights([w0, b0])
+    model.compile(optimizer=signcore.optimizers.SGD(learning_rate=0.1), loss="mse")
+    loss = model.train_on_batch(x, target)
+
+    keep = torch.from_numpy((x != 0).any(axis=-1).astype(np.float64))[..., None]  # (n, t, 1)
+    tw = torch.from_numpy(w0.astype(np.float64)).requires_grad_()
+    tb = torch.from_numpy(b0.astype(np.float64)).requires_grad_()
+    gamma = torch.ones(c, dtype=torch.float64, requires_grad=True)
+    beta = torch.zeros(c, dtype=torch.float64, requires_grad=True)
+    z = (torch.from_numpy(x.astype(np.float64)) * keep) @ tw + tb
+    total = keep.sum() + 1e-7
+    mean = (keep * z).sum(dim=(0, 1)) / total
+    var = (keep * (keep * z - mean) ** 2).sum(dim=(0, 1)) / total
+    y = (z - mean) / torch.sqrt(var + 1e-3) * gamma + beta
+    tloss = ((y.reshape(n, -1) - torch.from_numpy(target.astype(np.float64))) ** 2).mean()
+    tloss.backward()
+
+    assert loss == pytest.approx(tloss.item(), rel=1e-5)
+    new_w, new_b = model.layers[1].get_weights()
+    np.testing.assert_allclose(new_w, w0 - 0.1 * tw.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_b, b0 - 0.1 * tb.grad.numpy(), rtol=1e-5, atol=1e-6)
+    new_gamma, new_beta, mm, mv = model.layers[2].get_weights()
+    np.testing.assert_allclose(new_gamma, 1 - 0.1 * gamma.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_beta, -0.1 * beta.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mm, 0.5 * mean.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mv, 0.5 + 0.5 * var.detach().numpy(), rtol=1e-5)
+    # The masked statistics differ from the plain ones here, so the check above is not vacuous.
+    assert not np.allclose(mean.detach().numpy(), z.detach().numpy().mean(axis=(0, 1)), atol=1e-3)
+
+
 # ----- arguments and configs -----------------------------------------------------------------------------
 
 def test_batch_norm_config_round_trip():

@@ -119,6 +119,20 @@ def test_pooling_matches_torch(kind, pool, strides, padding, shape):
 
 
 @pytest.mark.torch
+def test_same_padding_matches_torch_own_padding_when_symmetric():
+    # 5x5, pool 3, stride 2, "same": 3 outputs, one padded cell on each side, so torch's own
+    # symmetric padding applies directly (count_include_pad=False for the average).
+    rng = np.random.default_rng(17)
+    x = distinct_inputs((2, 5, 5, 3), rng).astype(np.float32)
+    tx = torch.from_numpy(x.astype(np.float64)).permute(0, 3, 1, 2)
+    want = {"max": F.max_pool2d(tx, 3, 2, padding=1),
+            "average": F.avg_pool2d(tx, 3, 2, padding=1, count_include_pad=False)}
+    for kind, ty in want.items():
+        h = _core.LayerHarness(pool_layer(kind, (3, 3), (2, 2), "same"), [[5, 5, 3]])
+        np.testing.assert_allclose(h.forward([x]), ty.permute(0, 2, 3, 1).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.torch
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_global_pooling_matches_torch(keepdims):
     rng = np.random.default_rng(5)

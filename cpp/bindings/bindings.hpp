@@ -34,11 +34,13 @@ void bind_layers(py::module_& m);       // layers.cpp
 void bind_layers_pooling(py::module_& m);  // layers_pooling.cpp: pooling, BatchNormalization, SpatialDropout2D
 void bind_layers_conv(py::module_& m);  // layers_conv.cpp: Conv2D, ZeroPadding2D
 void bind_layers_recurrent(py::module_& m);  // layers_recurrent.cpp: SimpleRNN, LSTM, GRU, Masking, Bidirectional
+void bind_data(py::module_& m);         // data.cpp: image transforms, image iterators, image loading
 void bind_losses_metrics(py::module_& m);  // losses_metrics.cpp
 void bind_optimizers(py::module_& m);   // optimizers.cpp
 void bind_callbacks(py::module_& m);    // callbacks.cpp
 void bind_model(py::module_& m);        // model.cpp
 void bind_saving(py::module_& m);       // saving.cpp
+void bind_video(py::module_& m);        // video.cpp: video frames, dataset image decoding
 
 // callbacks.cpp: cache which hooks Python callbacks override (call with the GIL held).
 void prepare_callbacks(const std::vector<std::shared_ptr<Callback>>& callbacks);

@@ -18,7 +18,6 @@
 #include "signcore/parameters.hpp"
 #include "signcore/random.hpp"
 
-namespace signcore { extern double g_prof[8]; }
 namespace signcore::bindings {
 
 namespace {
@@ -229,7 +228,6 @@ Output shape: (batch_size, top_pad + rows + bottom_pad, left_pad + cols + right_
         "Bytes of the im2col column buffer per chunk (process-wide).");
   m.def("_set_conv_chunk_bytes", [](std::size_t bytes) { Conv2D::set_chunk_bytes(bytes); },
         py::arg("bytes"), "Set the im2col chunk size in bytes (benchmarks and tuning).");
-  m.def("_conv_prof", [] { std::vector<double> v(g_prof, g_prof + 8); for (auto& x : g_prof) x = 0; return v; });
   m.def("_benchmark_layer",
         [](const LayerPtr& layer, const std::vector<std::size_t>& input_shape, std::size_t batch,
            std::size_t iters, bool backward, bool need_dx) {

@@ -199,6 +199,8 @@ void bind_losses_metrics(py::module_& m) {
       .def("result", &Metric::result)
       .def("reset_state", &Metric::reset_state)
       .def("get_config", [](const Metric& me) { return json_to_py(me.get_config()); })
+      .def_property_readonly("scalar", &Metric::scalar,
+                             "False for a metric whose result is a matrix (left out of the training logs).")
       .def("__repr__", [](const Metric& me) { return "<" + me.class_name() + " name='" + me.name() + "'>"; });
 
   auto mean = py::class_<Mean, Metric, std::shared_ptr<Mean>>(mm, "Mean")
@@ -263,6 +265,137 @@ void bind_losses_metrics(py::module_& m) {
     return std::make_shared<BinaryAccuracy>(config_name(c, "binary_accuracy"), threshold);
   });
 
+  // --- top-k accuracy ---------------------------------------------------------------------------
+  auto bind_top_k = [&](auto tag, const char* cls, const char* default_name) {
+    using T = typename decltype(tag)::type;
+    auto c = py::class_<T, Mean, std::shared_ptr<T>>(mm, cls)
+        .def(py::init([](int k, const std::string& name, py::object dtype) {
+               check_dtype(dtype);
+               return std::make_shared<T>(k, name);
+             }),
+             "k"_a = 5, "name"_a = default_name, "dtype"_a = py::none())
+        .def(
+            "update_state",
+            [](T& me, const FloatArray& y_true, const FloatArray& y_pred) {
+              const Tensor t = to_tensor(y_true), p = to_tensor(y_pred);
+              py::gil_scoped_release release;
+              me.update_state(t, p);
+            },
+            "y_true"_a, "y_pred"_a)
+        .def_property_readonly("k", &T::k);
+    const std::string def = default_name;
+    add_metric_pickle<T>(c, [def](const json& j) {
+      const int k = j.contains("k") && j["k"].is_number_integer() ? j["k"].get<int>() : 5;
+      return std::make_shared<T>(k, config_name(j, def.c_str()));
+    });
+  };
+  bind_top_k(Tag<TopKCategoricalAccuracy>{}, "TopKCategoricalAccuracy", "top_k_categorical_accuracy");
+  bind_top_k(Tag<SparseTopKCategoricalAccuracy>{}, "SparseTopKCategoricalAccuracy", "sparse_top_k_categorical_accuracy");
+
+  // --- precision and recall ---------------------------------------------------------------------
+  py::class_<PrecisionRecallBase, Metric, std::shared_ptr<PrecisionRecallBase>>(mm, "PrecisionRecallBase")
+      .def(
+          "update_state",
+          [](PrecisionRecallBase& me, const FloatArray& y_true, const FloatArray& y_pred) {
+            const Tensor t = to_tensor(y_true), p = to_tensor(y_pred);
+            py::gil_scoped_release release;
+            me.update_state(t, p);
+          },
+          "y_true"_a, "y_pred"_a)
+      .def_property_readonly("thresholds", [](const PrecisionRecallBase& me) -> py::object {
+        if (!me.threshold()) return py::none();
+        return py::float_(*me.threshold());
+      })
+      .def_property_readonly("top_k", &PrecisionRecallBase::top_k)
+      .def_property_readonly("class_id", &PrecisionRecallBase::class_id)
+      .def_property_readonly("true_positives", &PrecisionRecallBase::true_positives)
+      .def_property_readonly("false_positives", &PrecisionRecallBase::false_positives)
+      .def_property_readonly("false_negatives", &PrecisionRecallBase::false_negatives);
+  // thresholds: None, a float in [0, 1], or a list of one float (one threshold only).
+  auto one_threshold = [](py::object t) -> std::optional<double> {
+    if (t.is_none()) return std::nullopt;
+    if (py::isinstance<py::list>(t) || py::isinstance<py::tuple>(t)) {
+      auto seq = t.cast<py::sequence>();
+      if (seq.size() != 1)
+        fail<ValueError>("Only one threshold is supported. Received: thresholds=", py::repr(t).cast<std::string>());
+      return seq[0].cast<double>();
+    }
+    return t.cast<double>();
+  };
+  auto bind_pr = [&](auto tag, const char* cls, const char* default_name) {
+    using T = typename decltype(tag)::type;
+    auto c = py::class_<T, PrecisionRecallBase, std::shared_ptr<T>>(mm, cls)
+        .def(py::init([one_threshold, default_name](py::object thresholds, std::optional<int> top_k,
+                                                    std::optional<int> class_id, py::object name, py::object dtype) {
+               check_dtype(dtype);
+               return std::make_shared<T>(one_threshold(thresholds), top_k, class_id,
+                                          name.is_none() ? std::string(default_name) : name.cast<std::string>());
+             }),
+             "thresholds"_a = py::none(), "top_k"_a = py::none(), "class_id"_a = py::none(), "name"_a = py::none(),
+             "dtype"_a = py::none());
+    const std::string def = default_name;
+    c.def(py::pickle(
+        [](const T& me) {
+          return py::make_tuple(json_to_py(me.get_config()), me.true_positives(), me.false_positives(),
+                                me.false_negatives());
+        },
+        [def](const py::tuple& t) {
+          if (t.size() != 4) fail<ValueError>("invalid pickled metric. Received: ", t.size(), " fields");
+          const json c = py_to_json(t[0]);
+          auto opt_int = [&](const char* k) -> std::optional<int> {
+            if (c.contains(k) && c[k].is_number_integer()) return c[k].get<int>();
+            return std::nullopt;
+          };
+          std::optional<double> th;
+          if (c.contains("thresholds") && c["thresholds"].is_number()) th = c["thresholds"].get<double>();
+          auto me = std::make_shared<T>(th, opt_int("top_k"), opt_int("class_id"), config_name(c, def.c_str()));
+          me->set_counts(t[1].cast<double>(), t[2].cast<double>(), t[3].cast<double>());
+          return me;
+        }));
+  };
+  bind_pr(Tag<Precision>{}, "Precision", "precision");
+  bind_pr(Tag<Recall>{}, "Recall", "recall");
+
+  // --- confusion matrix metric -----------------------------------------------------------------
+  auto cm_result = [](const ConfusionMatrix& me) -> py::array {
+    const std::size_t k = me.num_classes();
+    if (me.normalize().empty()) return matrix_out(std::vector<std::int64_t>(me.counts()), k);
+    return matrix_out(me.matrix(), k);
+  };
+  py::class_<ConfusionMatrix, Metric, std::shared_ptr<ConfusionMatrix>>(mm, "ConfusionMatrix")
+      .def(py::init([](std::size_t num_classes, py::object normalize, const std::string& name, py::object dtype) {
+             check_dtype(dtype);
+             return std::make_shared<ConfusionMatrix>(num_classes, normalize.is_none() ? "" : normalize.cast<std::string>(),
+                                                      name);
+           }),
+           "num_classes"_a, "normalize"_a = py::none(), "name"_a = "confusion_matrix", "dtype"_a = py::none())
+      .def(
+          "update_state",
+          [](ConfusionMatrix& me, const FloatArray& y_true, const FloatArray& y_pred) {
+            const Tensor t = to_tensor(y_true), p = to_tensor(y_pred);
+            py::gil_scoped_release release;
+            me.update_state(t, p);
+          },
+          "y_true"_a, "y_pred"_a)
+      .def("result", cm_result, "The (num_classes, num_classes) matrix: int64 counts, or float64 when normalized.")
+      .def("accuracy", &ConfusionMatrix::result, "trace / total of the counts so far.")
+      .def_property_readonly("num_classes", &ConfusionMatrix::num_classes)
+      .def_property_readonly("normalize", [](const ConfusionMatrix& me) -> py::object {
+        if (me.normalize().empty()) return py::none();
+        return py::str(me.normalize());
+      })
+      .def(py::pickle(
+          [](const ConfusionMatrix& me) { return py::make_tuple(json_to_py(me.get_config()), me.counts()); },
+          [](const py::tuple& t) {
+            if (t.size() != 2) fail<ValueError>("invalid pickled metric. Received: ", t.size(), " fields");
+            const json c = py_to_json(t[0]);
+            const std::string norm = c.contains("normalize") && c["normalize"].is_string() ? c["normalize"].get<std::string>() : "";
+            auto me = std::make_shared<ConfusionMatrix>(c.at("num_classes").get<std::size_t>(), norm,
+                                                        config_name(c, "confusion_matrix"));
+            me->set_counts(t[1].cast<std::vector<std::int64_t>>());
+            return me;
+          }));
+
   // The base classes are also reachable as _core.Loss / _core.Metric (isinstance checks).
   m.attr("Loss") = ml.attr("Loss");
   m.attr("Metric") = mm.attr("Metric");
@@ -287,6 +420,28 @@ void bind_losses_metrics(py::module_& m) {
       },
       "labels"_a, "predictions"_a, "num_classes"_a, "normalize"_a = "",
       "Confusion matrix of integer labels (rows: true class, columns: predicted class).");
+
+  m.def(
+      "class_scores",
+      [](py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> y_true,
+         py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> y_pred,
+         py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> labels, double zero_division) {
+        std::vector<std::int64_t> t(y_true.data(), y_true.data() + y_true.size());
+        std::vector<std::int64_t> p(y_pred.data(), y_pred.data() + y_pred.size());
+        std::vector<std::int64_t> l(labels.data(), labels.data() + labels.size());
+        ClassScores s = class_scores(t, p, l, zero_division);
+        py::dict d;
+        d["precision"] = py::array(py::cast(s.precision));
+        d["recall"] = py::array(py::cast(s.recall));
+        d["f1"] = py::array(py::cast(s.f1));
+        d["support"] = py::array(py::cast(s.support));
+        d["tp"] = py::array(py::cast(s.tp));
+        d["fp"] = py::array(py::cast(s.fp));
+        d["fn"] = py::array(py::cast(s.fn));
+        return d;
+      },
+      "y_true"_a, "y_pred"_a, "labels"_a, "zero_division"_a = 0.0,
+      "Per-label precision, recall, F1, support and tp/fp/fn counts (scikit-learn's definitions).");
 }
 
 }  // namespace signcore::bindings

@@ -13,5 +13,7 @@ PYBIND11_MODULE(_core, m) {
   bind_optimizers(m);
   bind_callbacks(m);
   bind_model(m);
+  bind_data(m);
+  bind_video(m);
   bind_saving(m);
 }

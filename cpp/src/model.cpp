@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <iomanip>
 #include <numeric>
@@ -517,6 +518,20 @@ Tensor Model::predict(BatchSource& data, std::size_t steps, int verbose, std::ve
 // summary(): Keras 2's table
 
 namespace {
+// Keras 3's readable_memory_size: float32 parameters, 1024-based units, two decimals.
+std::string memory_size(std::size_t params) {
+  double bytes = static_cast<double>(params) * 4.0;
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f %s", bytes, units[u]);
+  return buf;
+}
+
 std::string with_commas(std::size_t v) {
   std::string s = std::to_string(v);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
@@ -550,12 +565,16 @@ std::string Model::summary(std::size_t line_length) const {
     row(layer.name() + " (" + layer.class_name() + ")", shape_str(layer.output_shape()), std::to_string(count));
     os << std::string(line_length, i + 1 == nodes_.size() ? '=' : '_') << '\n';
   }
+  // Totals as Keras 3 counts them: once the optimiser is built its variables join the total.
   const std::size_t trainable = params_.count(true), frozen = params_.count(false);
-  os << "Total params: " << with_commas(trainable + frozen) << '\n'
-     << "Trainable params: " << with_commas(trainable) << '\n'
-     << "Non-trainable params: " << with_commas(frozen) << '\n';
-  if (optimizer_ && optimizer_->built())
-    os << "Optimizer params: " << with_commas(optimizer_->variable_count(trainable)) << '\n';
+  const std::size_t opt = optimizer_ && optimizer_->built() ? optimizer_->variable_count(trainable) : 0;
+  auto line = [&](const char* label, std::size_t n) {
+    os << label << with_commas(n) << " (" << memory_size(n) << ")\n";
+  };
+  line("Total params: ", trainable + frozen + opt);
+  line("Trainable params: ", trainable);
+  line("Non-trainable params: ", frozen);
+  if (opt) line("Optimizer params: ", opt);
   os << std::string(line_length, '_') << '\n';
   return os.str();
 }

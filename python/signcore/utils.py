@@ -63,3 +63,11 @@ def to_categorical(x, num_classes=None, dtype="float32"):
     out = np.zeros(y.shape + (n,), dtype=dtype)
     np.put_along_axis(out, y[..., None], 1, axis=-1)
     return out
+
+
+# Image files and folders (keras.utils.load_img, img_to_array, array_to_img, save_img,
+# image_dataset_from_directory); implemented in signcore.preprocessing.image.
+from .preprocessing.image import (array_to_img, image_dataset_from_directory, img_to_array,  # noqa: E402
+                                  load_img, save_img)
+
+__all__ += ["array_to_img", "image_dataset_from_directory", "img_to_array", "load_img", "save_img"]

@@ -12,8 +12,10 @@
 // cols (and of y). Callers process a batch in chunks of whole lines, so a chunk of cols stays small
 // (it is the only O(K) sized buffer) while each GEMM on it stays large.
 //
-// Both functions run in parallel with parallel_for (parallel.hpp) and never call BLAS; do not call
-// them from inside a parallel region (they would run single-threaded there, which is still correct).
+// im2col and col2im run in parallel with parallel_for (parallel.hpp) and never call BLAS. Their
+// _part variants do one share of the same work serially on the calling thread, for callers that
+// fuse patch extraction with other work in one parallel region: running parts 0..parts-1 (in any
+// order, on any threads) equals one call of the parallel version.
 #pragma once
 
 #include <cstddef>
@@ -66,6 +68,8 @@ ConvGeometry conv_geometry_2d(std::size_t H, std::size_t W, std::size_t C, std::
 // (line_end - line_begin) * w.out rows of patch() floats. x: the whole batch, (N, D, H, W, C).
 void im2col(const ConvGeometry& g, const float* x, std::size_t line_begin, std::size_t line_end,
             float* cols);
+void im2col_part(const ConvGeometry& g, const float* x, std::size_t line_begin,
+                 std::size_t line_end, float* cols, std::size_t part, std::size_t parts);
 
 // The adjoint of im2col: scatters the rows of output lines [line_begin, line_end), given in dcols
 // ((line_end - line_begin) * w.out rows of patch() floats), back onto the input positions they were
@@ -78,5 +82,8 @@ void im2col(const ConvGeometry& g, const float* x, std::size_t line_begin, std::
 // on all threads, even within one sample.
 void col2im(const ConvGeometry& g, const float* dcols, std::size_t line_begin, std::size_t line_end,
             float* dx, bool accumulate);
+void col2im_part(const ConvGeometry& g, const float* dcols, std::size_t line_begin,
+                 std::size_t line_end, float* dx, bool accumulate, std::size_t part,
+                 std::size_t parts);
 
 }  // namespace signcore

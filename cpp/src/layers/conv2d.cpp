@@ -34,11 +34,7 @@
 #include "signcore/initializers.hpp"
 #include "signcore/parallel.hpp"
 
-#include <ctime>
 namespace signcore {
-double g_prof[8] = {0};  // TEMP profiling
-static double tcpu() { timespec ts{}; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); return ts.tv_sec + 1e-9 * ts.tv_nsec; }
-#define PROF(i, stmt) do { double _t = tcpu(); stmt; g_prof[i] += tcpu() - _t; } while (0)
 
 namespace {
 
@@ -68,20 +64,49 @@ std::size_t checked_filters(long long filters) {
 // Work per parallel chunk of the element-wise loops, in floats.
 constexpr std::size_t kGrain = 1 << 14;
 
-// z (rows, F) += b, then y = act(z). z and y may alias (then the activation runs in place).
+// Scratch shared by every Conv2D run on this thread (layers run one after another): the column
+// buffers and one chunk of dL/dz. Grown on demand, never shrunk, so a model of many convolutions
+// holds one chunk's worth, not one per layer.
+struct Scratch {
+  std::vector<float> cols[2];  // two, so col2im of one chunk can overlap im2col of the next
+  std::vector<float> dz;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+float* grow(std::vector<float>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// Activations whose epilogue and derivative are simple enough to fuse into the patch-extraction
+// regions (one parallel region per chunk instead of two or three).
+bool fusible(ActivationKind act) { return act == ActivationKind::Linear || act == ActivationKind::Relu; }
+
+// y = act(y + b) for rows [r0, r1) of F (linear or relu only; b may be null).
+void bias_relu_rows(bool relu, const float* b, float* y, std::size_t r0, std::size_t r1,
+                    std::size_t F) {
+  if (!relu && !b) return;
+  for (std::size_t r = r0; r < r1; ++r) {
+    float* yr = y + r * F;
+    if (relu && b) {
+      for (std::size_t f = 0; f < F; ++f) yr[f] = std::max(yr[f] + b[f], 0.f);
+    } else if (relu) {
+      for (std::size_t f = 0; f < F; ++f) yr[f] = std::max(yr[f], 0.f);
+    } else {
+      for (std::size_t f = 0; f < F; ++f) yr[f] += b[f];
+    }
+  }
+}
+
+// Any activation: z (rows, F) += b, then y = act(z); z and y may alias. Parallel inside.
 void bias_activation(ActivationKind act, const float* b, float* z, float* y, std::size_t rows,
                      std::size_t F) {
   const std::size_t grain = std::max<std::size_t>(1, kGrain / F);
-  if (act == ActivationKind::Relu && z == y) {
+  if (fusible(act) && z == y) {
     parallel_for(rows, grain, [&](std::size_t r0, std::size_t r1) {
-      for (std::size_t r = r0; r < r1; ++r) {
-        float* yr = y + r * F;
-        if (b) {
-          for (std::size_t f = 0; f < F; ++f) yr[f] = std::max(yr[f] + b[f], 0.f);
-        } else {
-          for (std::size_t f = 0; f < F; ++f) yr[f] = std::max(yr[f], 0.f);
-        }
-      }
+      bias_relu_rows(act == ActivationKind::Relu, b, y, r0, r1, F);
     });
     return;
   }
@@ -96,49 +121,22 @@ void bias_activation(ActivationKind act, const float* b, float* z, float* y, std
   if (act != ActivationKind::Linear || z != y) activation_forward(act, z, y, rows, F);
 }
 
-// dz = dy * act'(.) for `rows` rows of F (z or y as activation_backward needs), and, if db is not
-// null, db += the column sums of dz. Returns dz: dy itself for a linear activation, else dz_buf.
-// The sums use one partial row per thread block, added in a fixed order (deterministic).
-const float* activation_grad(ActivationKind act, const float* z, const float* y, const float* dy,
-                             float* dz_buf, float* db, std::vector<float>& partial,
-                             std::size_t rows, std::size_t F) {
-  const float* dz = dy;
-  const bool fused_relu = act == ActivationKind::Relu;
-  if (act != ActivationKind::Linear && !fused_relu) {
-    const bool from_y = activation_backward_uses_output(act);
-    activation_backward(act, from_y ? nullptr : z, from_y ? y : nullptr, dy, dz_buf, rows, F);
-    dz = dz_buf;
-  }
-  if (fused_relu) dz = dz_buf;
-  if (!db && !fused_relu) return dz;
-
-  const std::size_t threads = static_cast<std::size_t>(std::max(1, get_num_threads()));
-  const std::size_t blocks =
-      std::max<std::size_t>(1, std::min(threads, rows * F / std::max<std::size_t>(1, kGrain)));
-  if (db) partial.assign(blocks * F, 0.f);
-  parallel_for(blocks, 1, [&](std::size_t b0, std::size_t b1) {
-    for (std::size_t blk = b0; blk < b1; ++blk) {
-      const std::size_t r0 = rows * blk / blocks, r1 = rows * (blk + 1) / blocks;
-      float* p = db ? partial.data() + blk * F : nullptr;
-      for (std::size_t r = r0; r < r1; ++r) {
-        const float* dyr = dy + r * F;
-        if (fused_relu) {  // dz = dy where y > 0 (y > 0 exactly when z > 0)
-          const float* yr = y + r * F;
-          float* dzr = dz_buf + r * F;
-          for (std::size_t f = 0; f < F; ++f) dzr[f] = yr[f] > 0.f ? dyr[f] : 0.f;
-          if (p)
-            for (std::size_t f = 0; f < F; ++f) p[f] += dzr[f];
-        } else {
-          const float* dzr = dz + r * F;
-          for (std::size_t f = 0; f < F; ++f) p[f] += dzr[f];
-        }
-      }
+// Rows [r0, r1) of dz = dy * relu'(y) (relu) or nothing (linear: dz is dy), and db_part += the
+// column sums of dz (if db_part is not null).
+void relu_grad_rows(bool relu, const float* y, const float* dy, float* dz, float* db_part,
+                    std::size_t r0, std::size_t r1, std::size_t F) {
+  if (!relu && !db_part) return;
+  for (std::size_t r = r0; r < r1; ++r) {
+    const float* dyr = dy + r * F;
+    if (relu) {  // y > 0 exactly when z > 0
+      const float* yr = y + r * F;
+      float* dzr = dz + r * F;
+      for (std::size_t f = 0; f < F; ++f) dzr[f] = yr[f] > 0.f ? dyr[f] : 0.f;
+      dyr = dzr;
     }
-  });
-  if (db)
-    for (std::size_t blk = 0; blk < blocks; ++blk)
-      for (std::size_t f = 0; f < F; ++f) db[f] += partial[blk * F + f];
-  return dz;
+    if (db_part)
+      for (std::size_t f = 0; f < F; ++f) db_part[f] += dyr[f];
+  }
 }
 
 }  // namespace
@@ -274,25 +272,47 @@ void Conv2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const 
   if (keep_z) ensure_shape(z_, ys);
   if (N == 0) return;
   float* z = keep_z ? z_.data() : y.data();
+  float* yp = y.data();
   const float* W = params_->value(kernel_id_);
   const float* b = use_bias_ ? params_->value(bias_id_) : nullptr;
   const bool pointwise = geom_.is_pointwise();
+  const bool fuse = fusible(activation_) && !keep_z;
+  const bool relu = activation_ == ActivationKind::Relu;
+  const std::size_t parts = static_cast<std::size_t>(std::max(1, get_num_threads()));
 
   const std::size_t total = N * geom_.lines(), step = chunk_lines();
-  if (!pointwise) cols_.resize(std::min(step, total) * OW * K);
+  float* cols_buf = pointwise ? nullptr : grow(scratch().cols[0], std::min(step, total) * OW * K);
+  // The epilogue of chunk i runs in the same parallel region as the im2col of chunk i + 1.
+  std::size_t pending_r0 = 0, pending_rows = 0;
   for (std::size_t l0 = 0; l0 < total; l0 += step) {
     const std::size_t l1 = std::min(total, l0 + step), r0 = l0 * OW, rows = (l1 - l0) * OW;
     const float* cols = x.data() + r0 * K;  // pointwise: x rows are the columns (K = C)
     if (!pointwise) {
-      PROF(0, im2col(geom_, x.data(), l0, l1, cols_.data()));
-      cols = cols_.data();
+      parallel_for(parts, 1, [&](std::size_t p0, std::size_t p1) {
+        for (std::size_t p = p0; p < p1; ++p) {
+          bias_relu_rows(relu, b, yp + pending_r0 * F, pending_rows * p / parts,
+                         pending_rows * (p + 1) / parts, F);
+          im2col_part(geom_, x.data(), l0, l1, cols_buf, p, parts);
+        }
+      });
+      cols = cols_buf;
+    } else if (pending_rows) {
+      bias_activation(activation_, b, yp + pending_r0 * F, yp + pending_r0 * F, pending_rows, F);
     }
+    pending_rows = 0;
     // z = cols W: (rows, K) (K, F) -> (rows, F)
-    PROF(1, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(F), static_cast<int>(K), 1.f, cols, static_cast<int>(K), W,
-                static_cast<int>(F), 0.f, z + r0 * F, static_cast<int>(F)));
-    PROF(2, bias_activation(activation_, b, z + r0 * F, y.data() + r0 * F, rows, F));
+                static_cast<int>(F), 0.f, z + r0 * F, static_cast<int>(F));
+    if (fuse) {
+      pending_r0 = r0;
+      pending_rows = rows;
+    } else {
+      bias_activation(activation_, b, z + r0 * F, yp + r0 * F, rows, F);
+    }
   }
+  if (pending_rows)
+    bias_activation(activation_, b, yp + pending_r0 * F, yp + pending_r0 * F, pending_rows, F);
 }
 
 void Conv2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
@@ -315,41 +335,85 @@ void Conv2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
   float* db = need_b ? params_->grad(bias_id_) : nullptr;
   const bool keep_z = !activation_backward_uses_output(activation_);
   const bool pointwise = geom_.is_pointwise();
+  const bool fuse = fusible(activation_);
+  const bool relu = activation_ == ActivationKind::Relu;
+  const std::size_t parts = static_cast<std::size_t>(std::max(1, get_num_threads()));
   const std::size_t lines = geom_.lines(), total = N * lines, step = chunk_lines();
   const bool whole_samples = step % lines == 0;
   const std::size_t chunk_rows = std::min(step, total) * OW;
-  if (!pointwise) cols_.resize(chunk_rows * K);
-  if (activation_ != ActivationKind::Linear) dz_.resize(chunk_rows * F);
+  Scratch& sc = scratch();
+  float* bufs[2] = {nullptr, nullptr};
+  if (!pointwise && (need_w || dx)) {
+    bufs[0] = grow(sc.cols[0], chunk_rows * K);
+    if (dx) bufs[1] = grow(sc.cols[1], chunk_rows * K);
+  }
+  float* dz_buf = activation_ != ActivationKind::Linear ? grow(sc.dz, chunk_rows * F) : nullptr;
+  if (db) db_part_.assign(parts * F, 0.f);
   // Chunks inside one image add into dx, which must start at zero.
-  if (dx && !pointwise && !whole_samples) std::fill(dx->begin(), dx->end(), 0.f);
+  if (dx && !pointwise && !whole_samples) {
+    float* d = dx->data();
+    parallel_for(dx->size(), kGrain, [&](std::size_t b0, std::size_t b1) {
+      std::fill(d + b0, d + b1, 0.f);
+    });
+  }
 
-  for (std::size_t l0 = 0; l0 < total; l0 += step) {
+  // Per chunk, one parallel region does: col2im of the previous chunk's dcols (other buffer),
+  // dz = dy * act'(.) and the bias-gradient partial sums of this chunk, and its im2col. Then the
+  // two GEMMs run on all threads through OpenBLAS.
+  std::size_t pending_l0 = 0, pending_l1 = 0;
+  const float* pending_dcols = nullptr;
+  for (std::size_t l0 = 0, i = 0; l0 < total; l0 += step, ++i) {
     const std::size_t l1 = std::min(total, l0 + step), r0 = l0 * OW, rows = (l1 - l0) * OW;
-    // dz = dy * act'(z) for the chunk, and db += its column sums.
-    const float* dz;
-    PROF(3, dz = activation_grad(activation_, keep_z ? z_.data() + r0 * F : nullptr,
-                                      y_->data() + r0 * F, dy.data() + r0 * F, dz_.data(), db,
-                                      db_part_, rows, F));
-    if (need_w) {
-      const float* cols = x.data() + r0 * K;
-      if (!pointwise) {
-        PROF(4, im2col(geom_, x.data(), l0, l1, cols_.data()));
-        cols = cols_.data();
+    const float* dyc = dy.data() + r0 * F;
+    const float* dz = dyc;
+    if (!fuse) {  // the activation's own (parallel) derivative, then the bias sums in the region
+      const bool from_y = activation_backward_uses_output(activation_);
+      activation_backward(activation_, from_y ? nullptr : z_.data() + r0 * F,
+                          from_y ? y_->data() + r0 * F : nullptr, dyc, dz_buf, rows, F);
+      dz = dz_buf;
+    } else if (relu) {
+      dz = dz_buf;
+    }
+    float* cols = need_w && !pointwise ? bufs[i % 2] : nullptr;
+    parallel_for(parts, 1, [&](std::size_t p0, std::size_t p1) {
+      for (std::size_t p = p0; p < p1; ++p) {
+        if (pending_dcols)
+          col2im_part(geom_, pending_dcols, pending_l0, pending_l1, dx->data(), !whole_samples, p,
+                      parts);
+        const std::size_t a = rows * p / parts, e = rows * (p + 1) / parts;
+        if (fuse)
+          relu_grad_rows(relu, y_->data() + r0 * F, dyc, dz_buf, db ? db_part_.data() + p * F : nullptr,
+                         a, e, F);
+        else if (db)
+          relu_grad_rows(false, nullptr, dz, nullptr, db_part_.data() + p * F, a, e, F);
+        if (cols) im2col_part(geom_, x.data(), l0, l1, cols, p, parts);
       }
+    });
+    pending_dcols = nullptr;
+    if (need_w) {
+      const float* c = cols ? cols : x.data() + r0 * K;  // pointwise: x rows (K = C)
       // dW += cols^T dz: (K, rows) (rows, F) -> (K, F)
-      PROF(5, cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K), static_cast<int>(F),
-                  static_cast<int>(rows), 1.f, cols, static_cast<int>(K), dz, static_cast<int>(F),
-                  1.f, dW, static_cast<int>(F)));
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K), static_cast<int>(F),
+                  static_cast<int>(rows), 1.f, c, static_cast<int>(K), dz, static_cast<int>(F),
+                  1.f, dW, static_cast<int>(F));
     }
     if (dx) {
       // dcols = dz W^T: (rows, F) (F, K) -> (rows, K); pointwise: straight into dx (K = C).
-      float* dcols = pointwise ? dx->data() + r0 * C : cols_.data();
-      PROF(6, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+      float* dcols = pointwise ? dx->data() + r0 * C : bufs[i % 2];
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                   static_cast<int>(K), static_cast<int>(F), 1.f, dz, static_cast<int>(F), W,
-                  static_cast<int>(F), 0.f, dcols, static_cast<int>(K)));
-      if (!pointwise) PROF(7, col2im(geom_, dcols, l0, l1, dx->data(), !whole_samples));
+                  static_cast<int>(F), 0.f, dcols, static_cast<int>(K));
+      if (!pointwise) {
+        pending_dcols = dcols;
+        pending_l0 = l0;
+        pending_l1 = l1;
+      }
     }
   }
+  if (pending_dcols) col2im(geom_, pending_dcols, pending_l0, pending_l1, dx->data(), !whole_samples);
+  if (db)  // partial sums added in a fixed order: deterministic
+    for (std::size_t p = 0; p < parts; ++p)
+      for (std::size_t f = 0; f < F; ++f) db[f] += db_part_[p * F + f];
 }
 
 SIGNCORE_REGISTER_LAYER(Conv2D);

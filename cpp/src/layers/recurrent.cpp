@@ -187,18 +187,35 @@ void Recurrent::forward(const std::vector<const Tensor*>& inputs, Tensor& y, con
   }
   x_ = x.data();
 
-  // Which input times some sample uses; the loop computes the range [lo, hi) around them.
+  // Which input times each sample uses: its rows [slo, shi) get projected, and the loop visits
+  // the times [lo, hi) that cover them all.
   active_.assign(T, 0);
-  for (std::size_t t = 0; t < T; ++t)
-    for (std::size_t n = 0; n < N && !active_[t]; ++n) active_[t] = step_on(n, t);
+  slo_.assign(N, 0);
+  shi_.assign(N, 0);
   lo_ = T;
   hi_ = 0;
-  for (std::size_t t = 0; t < T; ++t)
-    if (active_[t]) {
-      lo_ = std::min(lo_, t);
-      hi_ = t + 1;
+  full_rows_ = true;
+  for (std::size_t n = 0; n < N; ++n) {
+    std::size_t first = T, last = 0;
+    for (std::size_t t = 0; t < T; ++t)
+      if (step_on(n, t)) {
+        active_[t] = 1;
+        first = std::min(first, t);
+        last = t + 1;
+      }
+    if (last > 0) {
+      slo_[n] = first;
+      shi_[n] = last;
+      lo_ = std::min(lo_, first);
+      hi_ = std::max(hi_, last);
     }
+    full_rows_ = full_rows_ && slo_[n] == 0 && shi_[n] == T;
+  }
   if (hi_ == 0) lo_ = 0;  // nothing to compute
+  rows_.clear();
+  if (!full_rows_)
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t t = slo_[n]; t < shi_[n]; ++t) rows_.push_back(n * T + t);
   first_s_ = T;
   for (std::size_t s = 0; s < T; ++s)
     if (active_[time_of(s)]) {
@@ -219,41 +236,51 @@ void Recurrent::forward(const std::vector<const Tensor*>& inputs, Tensor& y, con
   run_forward(y);
 }
 
+void Recurrent::gather_rows(const float* src, std::size_t ld, std::size_t width, float* dst) const {
+  const std::size_t R = computed_rows();
+  for (std::size_t i = 0; i < R; ++i)
+    std::memcpy(dst + i * width, src + row_index(i) * ld, width * sizeof(float));
+}
+
 // z[(n, t)] = x'(n, t) W + b for the computed rows, x' = x * dp_k for gate block k in training.
 void Recurrent::project_inputs() {
   const std::size_t N = N_, T = T_, F = features_, GU = gates_ * units_;
   if (N == 0 || hi_ <= lo_) return;
   const float* W = params_->value(kernel_id_);
-  const std::size_t K = use_dp_ ? mask_blocks_ : 1, BW = GU / K;
-  if (use_dp_) xd_.resize(N * T * F);
+  const std::size_t K = use_dp_ ? mask_blocks_ : 1, BW = GU / K, R = computed_rows();
+  float* zc = z_.data();  // (R, G U): z_ itself for full rows, else gathered and scattered after
+  if (!full_rows_) {
+    ga_.resize(std::max(ga_.size(), R * GU));
+    zc = ga_.data();
+  }
   for (std::size_t k = 0; k < K; ++k) {
     const float* src = x_;
-    if (use_dp_) {  // x' = x * dp_k, row by row over the computed rows
-      const float* mk = dp_.data() + k * N * F;
-      for (std::size_t n = 0; n < N; ++n)
-        for (std::size_t t = lo_; t < hi_; ++t) {
-          const float* xr = x_ + (n * T + t) * F;
-          float* dr = xd_.data() + (n * T + t) * F;
-          for (std::size_t f = 0; f < F; ++f) dr[f] = xr[f] * mk[n * F + f];
+    if (use_dp_ || !full_rows_) {  // (R, F): the computed rows of x, times dp_k
+      gb_.resize(std::max(gb_.size(), R * F));
+      const float* mk = use_dp_ ? dp_.data() + k * N * F : nullptr;
+      for (std::size_t i = 0; i < R; ++i) {
+        const std::size_t r = row_index(i);
+        const float* xr = x_ + r * F;
+        float* dr = gb_.data() + i * F;
+        if (mk) {
+          const float* m = mk + (r / T) * F;
+          for (std::size_t f = 0; f < F; ++f) dr[f] = xr[f] * m[f];
+        } else {
+          std::memcpy(dr, xr, F * sizeof(float));
         }
-      src = xd_.data();
-    }
-    // (rows, F) (F, BW) -> (rows, BW), written into columns [k BW, (k+1) BW) of z.
-    auto gemm = [&](std::size_t r0, std::size_t rows) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, I(rows), I(BW), I(F), 1.f, src + r0 * F,
-                  I(F), W + k * BW, I(GU), 0.f, z_.data() + r0 * GU + k * BW, I(GU));
-    };
-    if (lo_ == 0 && hi_ == T) gemm(0, N * T);
-    else
-      for (std::size_t n = 0; n < N; ++n) gemm(n * T + lo_, hi_ - lo_);
-  }
-  if (opt_.use_bias) {  // the input bias: the first G U values (GRU reset_after: row 0)
-    const float* b = params_->value(bias_id_);
-    for (std::size_t n = 0; n < N; ++n)
-      for (std::size_t t = lo_; t < hi_; ++t) {
-        float* zr = z_.data() + (n * T + t) * GU;
-        for (std::size_t j = 0; j < GU; ++j) zr[j] += b[j];
       }
+      src = gb_.data();
+    }
+    // (R, F) (F, BW) -> (R, BW), columns [k BW, (k+1) BW)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, I(R), I(BW), I(F), 1.f, src, I(F),
+                W + k * BW, I(GU), 0.f, zc + k * BW, I(GU));
+  }
+  const float* b = opt_.use_bias ? params_->value(bias_id_) : nullptr;  // GRU reset_after: row 0
+  for (std::size_t i = 0; i < R; ++i) {
+    float* zr = z_.data() + row_index(i) * GU;
+    if (!full_rows_) std::memcpy(zr, zc + i * GU, GU * sizeof(float));
+    if (b)
+      for (std::size_t j = 0; j < GU; ++j) zr[j] += b[j];
   }
 }
 
@@ -301,16 +328,21 @@ void Recurrent::recurrent_matmul_t(const float* dz, std::size_t ldz, float* out,
 
 void Recurrent::gemm_tn_rows(const float* A, std::size_t lda, const float* B, std::size_t ldb,
                              float* C, std::size_t ldc, std::size_t m, std::size_t n) {
-  const std::size_t N = N_, T = T_;
-  auto gemm = [&](std::size_t r0, std::size_t rows) {
-    // (m, rows) (rows, n) -> (m, n), accumulated
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, I(m), I(n), I(rows), 1.f, A + r0 * lda,
-                I(lda), B + r0 * ldb, I(ldb), 1.f, C, I(ldc));
-  };
-  if (N == 0 || hi_ <= lo_) return;
-  if (lo_ == 0 && hi_ == T) gemm(0, N * T);
-  else
-    for (std::size_t s = 0; s < N; ++s) gemm(s * T + lo_, hi_ - lo_);
+  const std::size_t R = computed_rows();
+  if (R == 0 || hi_ <= lo_) return;
+  if (!full_rows_) {
+    ga_.resize(std::max(ga_.size(), R * m));
+    gb_.resize(std::max(gb_.size(), R * n));
+    gather_rows(A, lda, m, ga_.data());
+    gather_rows(B, ldb, n, gb_.data());
+    A = ga_.data();
+    B = gb_.data();
+    lda = m;
+    ldb = n;
+  }
+  // (m, R) (R, n) -> (m, n), accumulated
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, I(m), I(n), I(R), 1.f, A, I(lda), B, I(ldb),
+              1.f, C, I(ldc));
 }
 
 void Recurrent::recurrent_weight_grad(const std::vector<float>& states, const float* dz,
@@ -327,7 +359,7 @@ void Recurrent::recurrent_weight_grad(const std::vector<float>& states, const fl
       xd_.resize(std::max(xd_.size(), N * T * U));
       const float* mk = rdp_.data() + k * N * U;
       for (std::size_t n = 0; n < N; ++n)
-        for (std::size_t t = lo_; t < hi_; ++t) {
+        for (std::size_t t = slo_[n]; t < shi_[n]; ++t) {
           const float* hr = states.data() + (n * T + t) * U;
           float* dr = xd_.data() + (n * T + t) * U;
           for (std::size_t u = 0; u < U; ++u) dr[u] = hr[u] * mk[n * U + u];
@@ -340,7 +372,7 @@ void Recurrent::recurrent_weight_grad(const std::vector<float>& states, const fl
 
 void Recurrent::add_column_sums(const float* src, std::size_t ld, std::size_t width, float* out) {
   for (std::size_t n = 0; n < N_; ++n)
-    for (std::size_t t = lo_; t < hi_; ++t) {
+    for (std::size_t t = slo_[n]; t < shi_[n]; ++t) {
       const float* r = src + (n * T_ + t) * ld;
       for (std::size_t j = 0; j < width; ++j) out[j] += r[j];
     }
@@ -408,15 +440,10 @@ void Recurrent::input_gradients(Tensor* dx) {
   const std::size_t N = N_, T = T_, F = features_, GU = gates_ * units_;
   const std::size_t K = use_dp_ ? mask_blocks_ : 1, BW = GU / K;
   const float* W = params_->value(kernel_id_);
-  auto rows_in_range = [&](auto&& fn) {  // fn(r0, rows) over the computed rows
-    if (lo_ == 0 && hi_ == T) fn(0, N * T);
-    else
-      for (std::size_t n = 0; n < N; ++n) fn(n * T + lo_, hi_ - lo_);
-  };
   auto dropped_inputs = [&](std::size_t k) {  // xd_ = x * dp_k on the computed rows
     const float* mk = dp_.data() + k * N * F;
     for (std::size_t n = 0; n < N; ++n)
-      for (std::size_t t = lo_; t < hi_; ++t) {
+      for (std::size_t t = slo_[n]; t < shi_[n]; ++t) {
         const float* xr = x_ + (n * T + t) * F;
         float* dr = xd_.data() + (n * T + t) * F;
         for (std::size_t f = 0; f < F; ++f) dr[f] = xr[f] * mk[n * F + f];
@@ -436,36 +463,44 @@ void Recurrent::input_gradients(Tensor* dx) {
 
   if (!dx) return;
   float* out = dx->data();
-  // Rows outside the computed range get no gradient.
+  // Rows outside the computed ones get no gradient.
   for (std::size_t n = 0; n < N; ++n) {
-    std::fill(out + n * T * F, out + (n * T + lo_) * F, 0.f);
-    std::fill(out + (n * T + hi_) * F, out + (n + 1) * T * F, 0.f);
+    std::fill(out + n * T * F, out + (n * T + slo_[n]) * F, 0.f);
+    std::fill(out + (n * T + std::max(slo_[n], shi_[n])) * F, out + (n + 1) * T * F, 0.f);
   }
-  if (!use_dp_) {
-    // (rows, G U) (G U, F) -> (rows, F)
-    rows_in_range([&](std::size_t r0, std::size_t rows) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, I(rows), I(F), I(GU), 1.f,
-                  dz_.data() + r0 * GU, I(GU), W, I(GU), 0.f, out + r0 * F, I(F));
-    });
+  const std::size_t R = computed_rows();
+  if (full_rows_ && !use_dp_) {
+    // (R, G U) (G U, F) -> (R, F), straight into dx
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, I(R), I(F), I(GU), 1.f, dz_.data(), I(GU),
+                W, I(GU), 0.f, out, I(F));
     return;
   }
+  const float* dz = dz_.data();
+  if (!full_rows_) {  // the computed rows of dz, contiguous
+    ga_.resize(std::max(ga_.size(), R * GU));
+    gather_rows(dz_.data(), GU, GU, ga_.data());
+    dz = ga_.data();
+  }
+  gb_.resize(std::max(gb_.size(), R * F));
   for (std::size_t k = 0; k < K; ++k) {
-    // xd_ = dz_k W_k^T on the computed rows, then dx (+)= xd_ * dp_k
-    rows_in_range([&](std::size_t r0, std::size_t rows) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, I(rows), I(F), I(BW), 1.f,
-                  dz_.data() + r0 * GU + k * BW, I(GU), W + k * BW, I(GU), 0.f, xd_.data() + r0 * F,
-                  I(F));
-    });
-    const float* mk = dp_.data() + k * N * F;
-    for (std::size_t n = 0; n < N; ++n)
-      for (std::size_t t = lo_; t < hi_; ++t) {
-        const float* sr = xd_.data() + (n * T + t) * F;
-        float* dr = out + (n * T + t) * F;
-        if (k == 0)
-          for (std::size_t f = 0; f < F; ++f) dr[f] = sr[f] * mk[n * F + f];
-        else
-          for (std::size_t f = 0; f < F; ++f) dr[f] += sr[f] * mk[n * F + f];
+    // gb_ = dz_k W_k^T: (R, BW) (BW, F) -> (R, F); then dx (+)= gb_ * dp_k row by row
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, I(R), I(F), I(BW), 1.f, dz + k * BW, I(GU),
+                W + k * BW, I(GU), 0.f, gb_.data(), I(F));
+    const float* mk = use_dp_ ? dp_.data() + k * N * F : nullptr;
+    for (std::size_t i = 0; i < R; ++i) {
+      const std::size_t r = row_index(i);
+      const float* sr = gb_.data() + i * F;
+      float* dr = out + r * F;
+      if (!mk) {
+        std::memcpy(dr, sr, F * sizeof(float));
+        continue;
       }
+      const float* m = mk + (r / T) * F;
+      if (k == 0)
+        for (std::size_t f = 0; f < F; ++f) dr[f] = sr[f] * m[f];
+      else
+        for (std::size_t f = 0; f < F; ++f) dr[f] += sr[f] * m[f];
+    }
   }
 }
 

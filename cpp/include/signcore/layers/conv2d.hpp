@@ -66,10 +66,9 @@ class Conv2D : public Layer {
   // backward) and, only when the activation's derivative needs it, the pre-activation z.
   const Tensor* x_ = nullptr;
   const Tensor* y_ = nullptr;
-  Tensor z_;                 // (N, OH, OW, F), only for gelu / swish
-  std::vector<float> cols_;  // one chunk of im2col rows (chunk rows, K); reused across batches
-  std::vector<float> dz_;    // one chunk of dL/dz (chunk rows, F)
+  Tensor z_;                    // (N, OH, OW, F), only for gelu / swish
   std::vector<float> db_part_;  // per-thread partial bias gradients
+  // The column buffers are per-thread scratch shared by all Conv2D layers (conv2d.cpp).
 };
 
 }  // namespace signcore

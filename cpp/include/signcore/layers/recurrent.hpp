@@ -116,8 +116,14 @@ class Recurrent : public Layer {
   // the state entering each step (h' applies the dropout masks), `dz` is (N, T, G U).
   void recurrent_weight_grad(const std::vector<float>& states, const float* dz, std::size_t c0,
                              std::size_t c1);
+  // The computed rows (n, t): all N T of them (full_rows_), else rows_.size().
+  std::size_t computed_rows() const { return full_rows_ ? N_ * T_ : rows_.size(); }
+  // The index n T + t of computed row i.
+  std::size_t row_index(std::size_t i) const { return full_rows_ ? i : rows_[i]; }
+  // dst (R, width) = the computed rows of src, an (N, T, ld) buffer.
+  void gather_rows(const float* src, std::size_t ld, std::size_t width, float* dst) const;
   // C (m, n) += sum over the computed (n, t) of A(n, t)^T B(n, t) for (N, T, lda) and (N, T, ldb)
-  // buffers (one GEMM when every step is computed, else one per sample).
+  // buffers: one GEMM (over gathered rows when only some are computed).
   void gemm_tn_rows(const float* A, std::size_t lda, const float* B, std::size_t ldb, float* C,
                     std::size_t ldc, std::size_t m, std::size_t n);
   // Column sums over the computed rows of an (N, T, ld) buffer, added to out[0:width).
@@ -146,7 +152,14 @@ class Recurrent : public Layer {
   const float* x_ = nullptr;     // (N, T, F), the caller's input
   const float* mask_ = nullptr;  // (N, T) or null
   std::vector<char> active_;     // (T,) some sample uses input time t
-  std::size_t lo_ = 0, hi_ = 0;  // the computed input times [lo, hi)
+  std::size_t lo_ = 0, hi_ = 0;  // the input times the loop visits: [lo, hi) covers every used step
+  // Per sample, the rows (n, t) for t in [slo_[n], shi_[n]) (its first to last used step) are
+  // the ones the whole-sequence GEMMs compute: all N T rows when full_rows_, else the list rows_,
+  // gathered into contiguous scratch (padded clips cost only their real steps).
+  std::vector<std::size_t> slo_, shi_;
+  std::vector<std::size_t> rows_;
+  bool full_rows_ = true;
+  std::vector<float> ga_, gb_;  // gathered rows (scratch)
   std::size_t first_s_ = 0;      // the first computed step (processing order); T when none
   bool use_dp_ = false, use_rdp_ = false;
   std::size_t mask_blocks_ = 1;  // K dropout masks: 1 or G

@@ -1,0 +1,218 @@
+"""Conv2D kernels, signcore vs PyTorch: forward and forward+backward of the CIFAR reference CNN's
+convolutions, per layer, in ms and GFLOP/s, next to the large-SGEMM rate measured in the same run.
+
+Layers (batch 128 by default, ReLU fused, as in the reference CNN):
+    conv1  32x32x3  -> 32, 3x3 "same"     (the first layer: no input gradient)
+    conv2  32x32x32 -> 32, 3x3 "valid"
+    conv3  16x16x32 -> 64, 3x3 "same"
+    conv4  16x16x64 -> 64, 3x3 "valid"
+
+    python benchmarks/bench_conv.py [--threads N] [--batch-size 128] [--chunk-kb 4096,16384]
+
+signcore is timed in C++ on one layer (`_core._benchmark_layer`: forward in training mode, then
+backward with the gradients the layer needs in a model), PyTorch with `torch.nn.functional.conv2d`
++ relu on NCHW tensors, in its default (contiguous) and channels_last memory formats; forward under
+`no_grad`, forward+backward through autograd. GFLOP/s count 2*M*K*F per GEMM-shaped product
+(M = N*OH*OW, K = kh*kw*C): one for the forward, two (dW and dx) or one (dW only, conv1) more for
+the backward. "vs torch" is the best PyTorch time divided by signcore's (above 1: signcore faster);
+"% SGEMM" is signcore's GFLOP/s over the 2048^3 SGEMM rate of the same OpenBLAS.
+
+Threads: signcore alternates its OpenMP loops with OpenBLAS's own threads. With the default
+environment both pools busy-wait after their work and starve each other on a small machine, so the
+script sets OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4 before the libraries load (unless
+already set, or --inherit-env). See the report in the script's output header.
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+
+import common
+
+THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+
+LAYERS = [  # name, (H, W, C), filters, padding, input gradient needed
+    ("conv1 32x32x3->32 same", (32, 32, 3), 32, "same", False),
+    ("conv2 32x32x32->32 valid", (32, 32, 32), 32, "valid", True),
+    ("conv3 16x16x32->64 same", (16, 16, 32), 64, "same", True),
+    ("conv4 16x16x64->64 valid", (16, 16, 64), 64, "valid", True),
+]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
+    parser.add_argument("--chunk-kb", default=None,
+                        help="signcore's im2col chunk size(s) in KiB, comma-separated: one column "
+                             "per value (default: the library's)")
+    parser.add_argument("--inherit-env", action="store_true",
+                        help=f"do not set {', '.join(f'{k}={v}' for k, v in THREAD_ENV.items())}")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    common.add_common_args(parser)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch_size, args.repeat, args.warmup, args.min_time = 4, 2, 1, 0.0
+    if args.batch_size < 1 or args.repeat < 1 or args.threads < 1:
+        parser.error("--batch-size, --repeat and --threads must be at least 1")
+    args.chunks = None if args.chunk_kb is None else [int(c) for c in args.chunk_kb.split(",")]
+    return args
+
+
+def flops(shape, filters, padding):
+    H, W, C = shape
+    oh, ow = (H, W) if padding == "same" else (H - 2, W - 2)
+    return 2 * oh * ow * 9 * C * filters  # per sample, one GEMM-shaped product
+
+
+def measure_signcore(make_layer, shape, batch, backward, need_dx, warmup, repeat, min_time):
+    """A common.Timing from C++-timed steps: rounds of as many steps as fill min_time."""
+    from signcore import _core
+
+    wall, _ = _core._benchmark_layer(make_layer(), list(shape), batch, max(2, warmup + 1),
+                                     backward, need_dx)
+    t = wall[-1]
+    calls = max(1, math.ceil(min_time / t)) if t > 0 else 1
+    wall, _ = _core._benchmark_layer(make_layer(), list(shape), batch, 1 + repeat * calls,
+                                     backward, need_dx)
+    rounds = [sum(wall[1 + r * calls:1 + (r + 1) * calls]) / calls for r in range(repeat)]
+    return common.Timing(statistics.median(rounds), min(rounds), max(rounds), calls, repeat, rounds)
+
+
+def torch_fns(shape, filters, padding, batch, need_dx, channels_last):
+    import torch
+    import torch.nn.functional as F
+
+    H, W, C = shape
+    x = torch.randn(batch, C, H, W)
+    w = torch.randn(filters, C, 3, 3) * 0.1
+    b = torch.zeros(filters)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        w = w.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(need_dx)
+    w.requires_grad_()
+    b.requires_grad_()
+    pad = 1 if padding == "same" else 0
+    with torch.no_grad():
+        dy = torch.randn_like(F.conv2d(x, w, b, padding=pad))
+
+    def forward():
+        with torch.no_grad():
+            return F.relu(F.conv2d(x, w, b, padding=pad))
+
+    def forward_backward():
+        w.grad = b.grad = x.grad = None
+        F.relu(F.conv2d(x, w, b, padding=pad)).backward(dy)
+
+    return forward, forward_backward
+
+
+def sgemm_rates(timing):
+    """GFLOP/s of a 2048^3 float32 product: PyTorch's torch.mm and signcore's OpenBLAS (Dense)."""
+    import torch
+    from signcore import _core, layers
+
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    t_torch = common.measure(lambda: torch.mm(a, b), **timing)
+    # Dense(2048) on a (2048, 2048) batch is one cblas_sgemm of 2048^3 (plus a bias pass).
+    ours = measure_signcore(lambda: layers.Dense(n), (n,), n, False, False, **timing)
+    return 2 * n ** 3 / t_torch.median / 1e9, 2 * n ** 3 / ours.median / 1e9
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    env_note = "inherited environment"
+    if not args.inherit_env:
+        set_now = {k: v for k, v in THREAD_ENV.items() if k not in os.environ}
+        os.environ.update(set_now)
+        env_note = ", ".join(f"{k}={os.environ[k]}" for k in THREAD_ENV)
+    from signcore import _core, layers
+
+    common.set_threads(args.threads)
+    timing = dict(warmup=args.warmup, repeat=args.repeat, min_time=args.min_time)
+    chunks = args.chunks or [_core._conv_chunk_bytes() // 1024]
+    default_chunk = _core._conv_chunk_bytes()
+    n = args.batch_size
+
+    results = []
+    for name, shape, filters, padding, need_dx in LAYERS:
+        fl = flops(shape, filters, padding) * n
+        for label, backward, mult in (("fwd", False, 1), ("fwd+bwd", True, 3 if need_dx else 2)):
+            row = {"layer": name, "pass": label, "gflop": mult * fl / 1e9, "signcore_ms": {}}
+            for kb in chunks:
+                _core._set_conv_chunk_bytes(kb * 1024)
+                t = measure_signcore(
+                    lambda: layers.Conv2D(filters, 3, padding=padding, activation="relu"),
+                    shape, n, backward, need_dx and backward, **timing)
+                row["signcore_ms"][kb] = t.median * 1e3
+                row.setdefault("noise", t.spread)
+            _core._set_conv_chunk_bytes(default_chunk)
+            for fmt, cl in (("torch_ms", False), ("torch_cl_ms", True)):
+                fwd, fwd_bwd = torch_fns(shape, filters, padding, n, need_dx, cl)
+                t = common.measure(fwd_bwd if backward else fwd, **timing)
+                row[fmt] = t.median * 1e3
+                row["noise"] = max(row["noise"], t.spread)
+            results.append(row)
+    sgemm_torch, sgemm_ours = sgemm_rates(timing)
+
+    print(f"Conv2D 3x3 + relu, batch {n}, float32; signcore im2col chunk(s): "
+          f"{', '.join(f'{c} KiB' for c in chunks)}; {env_note}")
+    print(common.machine_summary(args.threads))
+    print(f"SGEMM 2048^3: signcore's OpenBLAS {sgemm_ours:.0f} GFLOP/s, torch.mm {sgemm_torch:.0f} "
+          f"GFLOP/s\n")
+
+    headers = ["layer", "pass"]
+    for kb in chunks:
+        suffix = f" [{kb}K]" if len(chunks) > 1 else ""
+        headers += [f"signcore ms{suffix}", f"GFLOP/s{suffix}"]
+    headers += ["torch ms", "torch CL ms", "torch GFLOP/s", "vs torch", "% SGEMM", "noise"]
+    rows = []
+    totals = {}
+    for r in results:
+        best_kb = min(r["signcore_ms"], key=r["signcore_ms"].get)
+        ours = r["signcore_ms"][best_kb]
+        theirs = min(r["torch_ms"], r["torch_cl_ms"])
+        cells = [r["layer"], r["pass"]]
+        for kb in chunks:
+            ms = r["signcore_ms"][kb]
+            cells += [f"{ms:.1f}", f"{r['gflop'] / ms * 1e3:.0f}"]
+        cells += [f"{r['torch_ms']:.1f}", f"{r['torch_cl_ms']:.1f}",
+                  f"{r['gflop'] / theirs * 1e3:.0f}", f"{theirs / ours:.2f}",
+                  f"{r['gflop'] / ours * 1e3 / sgemm_ours:.0%}", f"{r['noise']:.0%}"]
+        rows.append(cells)
+        tot = totals.setdefault(r["pass"], {"gflop": 0.0, "ours": {kb: 0.0 for kb in chunks},
+                                            "torch": 0.0, "torch_cl": 0.0})
+        tot["gflop"] += r["gflop"]
+        for kb in chunks:
+            tot["ours"][kb] += r["signcore_ms"][kb]
+        tot["torch"] += r["torch_ms"]
+        tot["torch_cl"] += r["torch_cl_ms"]
+    for label, tot in totals.items():
+        cells = ["all four layers", label]
+        for kb in chunks:
+            ms = tot["ours"][kb]
+            cells += [f"{ms:.1f}", f"{tot['gflop'] / ms * 1e3:.0f}"]
+        ours = min(tot["ours"].values())
+        theirs = min(tot["torch"], tot["torch_cl"])
+        cells += [f"{tot['torch']:.1f}", f"{tot['torch_cl']:.1f}", f"{tot['gflop'] / theirs * 1e3:.0f}",
+                  f"{theirs / ours:.2f}", f"{tot['gflop'] / ours * 1e3 / sgemm_ours:.0%}", ""]
+        rows.append(cells)
+    common.print_table(rows, headers)
+    print("\nvs torch > 1: signcore is faster than the better of PyTorch's two layouts. "
+          "noise: (slowest - fastest) / median round.")
+    if args.quick:
+        print("(--quick: tiny sizes, the numbers mean nothing)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"benchmark": "conv", "batch_size": n, "threads": args.threads,
+                       "environment": env_note, "sgemm_gflops": {"signcore": sgemm_ours,
+                                                                 "torch": sgemm_torch},
+                       "rows": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

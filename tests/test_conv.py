@@ -1,0 +1,393 @@
+"""Conv2D and ZeroPadding2D: finite-difference gradient checks (tests/gradcheck.py), the forward and
+every gradient against PyTorch (padding explicitly like Keras: the odd pixel at the bottom/right),
+hand-computed cases, Keras's output-size formulas, argument errors, chunking invariance, and a small
+CNN that learns."""
+import math
+import zlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gradcheck import check_layer
+
+import signcore
+from signcore import _core, layers
+
+TORCH_ACTIVATIONS = {
+    None: lambda z: z,
+    "linear": lambda z: z,
+    "relu": F.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softmax": lambda z: F.softmax(z, dim=-1),  # channels-last: over the filters
+    "leaky_relu": lambda z: F.leaky_relu(z, negative_slope=0.2),
+    "elu": F.elu,
+    "gelu": lambda z: F.gelu(z, approximate="none"),
+    "selu": F.selu,
+    "softplus": lambda z: F.softplus(z, beta=1.0, threshold=1e9),
+    "softsign": F.softsign,
+    "silu": F.silu,
+    "hard_sigmoid": F.hardsigmoid,
+    "exponential": torch.exp,
+}
+# Activations with kinks (selu: its slope jumps at 0): their cases use integer inputs and kernels with a half-integer bias, so
+# every pre-activation is a half-integer, far (in units of the finite-difference step) from the
+# kinks at 0 and +-3.
+KINKED = {"relu", "leaky_relu", "hard_sigmoid", "selu"}
+
+# (H, W, C, filters, kernel_size, strides, padding, dilation_rate, activation, use_bias, batch)
+CASES = [
+    (5, 6, 2, 3, (3, 3), (1, 1), "valid", (1, 1), None, True, 2),
+    (7, 5, 3, 4, (3, 2), (2, 2), "valid", (1, 1), "relu", True, 2),
+    (6, 6, 2, 3, (2, 2), (1, 1), "same", (1, 1), "sigmoid", True, 2),  # even kernel, "same"
+    (7, 6, 2, 2, (4, 4), (2, 1), "same", (1, 1), "tanh", False, 2),    # even kernel, stride 2
+    (5, 7, 2, 3, (4, 2), (2, 2), "same", (1, 1), "softmax", True, 2),
+    (9, 8, 2, 3, (3, 3), (1, 1), "same", (2, 2), "leaky_relu", True, 2),  # dilation 2
+    (8, 7, 1, 2, (2, 3), (1, 1), "valid", (2, 1), "elu", True, 2),
+    (6, 5, 3, 4, (3, 3), (1, 1), "same", (1, 1), "gelu", True, 1),     # batch 1
+    (4, 5, 3, 5, (1, 1), (1, 1), "valid", (1, 1), "selu", True, 3),    # 1x1: no im2col
+    (5, 5, 4, 3, (1, 1), (2, 2), "same", (1, 1), "softplus", False, 2),  # 1x1 with stride
+    (5, 4, 2, 2, (5, 4), (1, 1), "valid", (1, 1), "softsign", True, 2),  # kernel = image
+    (6, 6, 2, 3, (3, 3), (3, 3), "same", (1, 1), "silu", True, 2),
+    (7, 7, 2, 2, (3, 3), (2, 2), "valid", (1, 1), "hard_sigmoid", True, 2),
+    (4, 4, 2, 2, (2, 2), (1, 1), "same", (1, 1), "exponential", True, 2),
+    (5, 6, 3, 3, (3, 3), (1, 1), "valid", (1, 1), "linear", False, 2),
+]
+
+
+def case_id(c):
+    H, W, C, f, k, s, pad, d, act, bias, n = c
+    return f"{H}x{W}x{C}-f{f}-k{k[0]}{k[1]}-s{s[0]}{s[1]}-{pad}-d{d[0]}{d[1]}-{act}-b{int(bias)}-n{n}"
+
+
+def case_data(c):
+    """Float64 inputs, kernel and bias for a case (kink-safe for the kinked activations)."""
+    H, W, C, f, k, s, pad, d, act, bias, n = c
+    rng = np.random.default_rng(zlib.crc32(case_id(c).encode()))
+    if act in KINKED:
+        x = rng.integers(-2, 3, size=(n, H, W, C)).astype(np.float64)
+        w = rng.integers(-1, 2, size=k + (C, f)).astype(np.float64)
+        b = np.full(f, 0.5) if bias else None
+        assert bias, "kinked cases need the half-integer bias"
+    else:
+        x = rng.normal(size=(n, H, W, C))
+        w = rng.normal(scale=0.5 / math.sqrt(k[0] * k[1] * C), size=k + (C, f))
+        b = rng.normal(scale=0.3, size=f) if bias else None
+    return x, w, b
+
+
+def keras_padding(size, k, s, d, padding):
+    """(before, after) zeros along one axis, as Keras/TensorFlow pad for "same"."""
+    if padding == "valid":
+        return 0, 0
+    out = -(-size // s)
+    total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+    return total // 2, total - total // 2
+
+
+def make_layer(c, **kw):
+    H, W, C, f, k, s, pad, d, act, bias, n = c
+    return layers.Conv2D(f, k, strides=s, padding=pad, dilation_rate=d, activation=act,
+                         use_bias=bias, **kw)
+
+
+def torch_conv(c, x, w, b, dy):
+    """PyTorch forward and gradients in float64 (NCHW inside, channels-last outside)."""
+    H, W, C, f, k, s, pad, d, act, bias, n = c
+    tx = torch.tensor(x, dtype=torch.float64).permute(0, 3, 1, 2).requires_grad_()
+    tw = torch.tensor(w, dtype=torch.float64).permute(3, 2, 0, 1).requires_grad_()  # (F, C, kh, kw)
+    tb = torch.tensor(b, dtype=torch.float64).requires_grad_() if b is not None else None
+    pt, pb = keras_padding(H, k[0], s[0], d[0], pad)
+    pl, pr = keras_padding(W, k[1], s[1], d[1], pad)
+    z = F.conv2d(F.pad(tx, (pl, pr, pt, pb)), tw, tb, stride=s, dilation=d)
+    ty = TORCH_ACTIVATIONS[act](z.permute(0, 2, 3, 1))
+    ty.backward(torch.tensor(dy, dtype=torch.float64))
+    return (ty.detach().numpy(), tx.grad.permute(0, 2, 3, 1).numpy(),
+            tw.grad.permute(2, 3, 1, 0).numpy(), None if tb is None else tb.grad.numpy())
+
+
+def flat_params(w, b):
+    return np.concatenate([w.ravel()] + ([] if b is None else [b]))
+
+
+# ----- gradient checks ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_conv2d_gradcheck(case):
+    x, w, b = case_data(case)
+    H, W, C = case[:3]
+    check_layer(make_layer(case), [(H, W, C)], inputs=[x], params=flat_params(w, b),
+                max_checks=80, seed=1)
+
+
+def test_zero_padding2d_gradcheck():
+    check_layer(layers.ZeroPadding2D(((1, 2), (0, 3))), [(3, 4, 2)], batch=2)
+
+
+# ----- against PyTorch ------------------------------------------------------------------------------
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_conv2d_matches_torch(case):
+    x, w, b = case_data(case)
+    layer = make_layer(case)
+    h = _core.LayerHarness(layer, [list(case[:3])])
+    layer.set_weights([w.astype(np.float32)] + ([] if b is None else [b.astype(np.float32)]))
+    y = h.forward([x.astype(np.float32)])
+    dy = np.random.default_rng(5).normal(size=y.shape)
+    dx, = h.backward(dy.astype(np.float32))
+    g = h.param_grads()
+    ty, tdx, tdw, tdb = torch_conv(case, x.astype(np.float32).astype(np.float64),
+                                   w.astype(np.float32), None if b is None else b.astype(np.float32), dy)
+    assert y.shape == ty.shape
+    tol = dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, ty, **tol, err_msg="forward")
+    np.testing.assert_allclose(dx, tdx, **tol, err_msg="dL/dx")
+    np.testing.assert_allclose(g[:w.size].reshape(w.shape), tdw, **tol, err_msg="dL/dkernel")
+    if b is not None:
+        np.testing.assert_allclose(g[w.size:], tdb, **tol, err_msg="dL/dbias")
+
+
+@pytest.mark.torch
+def test_conv2d_cifar_sized_layer_matches_torch():
+    """A realistic layer (many chunks, several images per chunk) against PyTorch."""
+    case = (16, 16, 8, 16, (3, 3), (1, 1), "same", (1, 1), "relu", True, 9)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(9, 16, 16, 8)).astype(np.float32)
+    w = rng.normal(scale=0.2, size=(3, 3, 8, 16)).astype(np.float32)
+    b = rng.normal(scale=0.1, size=16).astype(np.float32)
+    layer = make_layer(case)
+    h = _core.LayerHarness(layer, [[16, 16, 8]])
+    layer.set_weights([w, b])
+    y = h.forward([x])
+    dy = rng.normal(size=y.shape).astype(np.float32)
+    dx, = h.backward(dy)
+    g = h.param_grads()
+    ty, tdx, tdw, tdb = torch_conv(case, x, w, b, dy)
+    np.testing.assert_allclose(y, ty, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, tdx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(g[:w.size].reshape(w.shape), tdw, rtol=1e-4, atol=2e-3)
+    np.testing.assert_allclose(g[w.size:], tdb, rtol=1e-4, atol=2e-3)
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 3000, 1 << 30])
+def test_conv2d_result_does_not_depend_on_chunking(chunk_bytes):
+    """Chunks of one output line, of a part of an image, and the whole batch give the same numbers."""
+    case = (9, 8, 3, 4, (3, 3), (2, 1), "same", (1, 1), "tanh", True, 3)
+    x, w, b = case_data(case)
+    x = x.astype(np.float32)
+    dy = np.random.default_rng(2).normal(size=(3, 5, 8, 4)).astype(np.float32)
+
+    def run():
+        layer = make_layer(case)
+        h = _core.LayerHarness(layer, [[9, 8, 3]])
+        layer.set_weights([w.astype(np.float32), b.astype(np.float32)])
+        y = h.forward([x])
+        dx, = h.backward(dy)
+        return y, dx, h.param_grads()
+
+    reference = run()
+    old = _core._conv_chunk_bytes()
+    try:
+        _core._set_conv_chunk_bytes(chunk_bytes)
+        chunked = run()
+    finally:
+        _core._set_conv_chunk_bytes(old)
+    for a, r in zip(chunked, reference):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)
+
+
+# ----- hand-computed --------------------------------------------------------------------------------
+
+def run_tiny(padding, strides=(1, 1), dilation=(1, 1), dy=None):
+    x = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)  # [[1,2,3],[4,5,6],[7,8,9]]
+    layer = layers.Conv2D(1, 2, strides=strides, padding=padding, dilation_rate=dilation)
+    h = _core.LayerHarness(layer, [[3, 3, 1]])
+    layer.set_weights([np.ones((2, 2, 1, 1), np.float32), np.array([0.5], np.float32)])
+    y = h.forward([x])
+    grads = None
+    if dy is not None:
+        dx, = h.backward(np.asarray(dy, np.float32).reshape(y.shape))
+        grads = dx, h.param_grads()
+    return y[0, :, :, 0], grads
+
+
+def test_conv2d_hand_computed_forward():
+    y, _ = run_tiny("valid")
+    np.testing.assert_array_equal(y, [[12.5, 16.5], [24.5, 28.5]])  # 2x2 window sums + 0.5
+    y, _ = run_tiny("same")  # one zero row / column at the bottom / right
+    np.testing.assert_array_equal(y, [[12.5, 16.5, 9.5], [24.5, 28.5, 15.5], [15.5, 17.5, 9.5]])
+    y, _ = run_tiny("same", strides=(2, 2))  # out ceil(3/2) = 2, windows at rows/cols 0 and 2
+    np.testing.assert_array_equal(y, [[12.5, 9.5], [15.5, 9.5]])
+    y, _ = run_tiny("valid", dilation=(2, 2))  # the four corners
+    np.testing.assert_array_equal(y, [[20.5]])
+
+
+def test_conv2d_hand_computed_gradients():
+    _, (dx, g) = run_tiny("valid", dy=np.ones(4))
+    # Each input pixel receives one per window covering it; dW[i, j] sums each window's pixel.
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    np.testing.assert_array_equal(g, [12, 16, 24, 28, 4])
+    _, (dx, g) = run_tiny("same", strides=(2, 2), dy=[1, 10, 100, 1000])
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[1, 1, 10], [1, 1, 10], [100, 100, 1000]])
+    # kernel[0,0] sees x at (0,0),(0,2),(2,0),(2,2); kernel[1,1] sees (1,1) and padding zeros.
+    np.testing.assert_array_equal(g, [1 + 30 + 700 + 9000, 2 + 0 + 800 + 0, 4 + 60 + 0 + 0, 5, 1111])
+
+
+def test_zero_padding2d_forward_and_backward():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 4, 2)).astype(np.float32)
+    h = _core.LayerHarness(layers.ZeroPadding2D(((1, 2), (3, 0))), [[3, 4, 2]])
+    y = h.forward([x])
+    np.testing.assert_array_equal(y, np.pad(x, ((0, 0), (1, 2), (3, 0), (0, 0))))
+    dy = rng.normal(size=y.shape).astype(np.float32)
+    dx, = h.backward(dy)
+    np.testing.assert_array_equal(dx, dy[:, 1:4, 3:7, :])
+
+
+@pytest.mark.parametrize("padding, expected", [
+    (2, ((2, 2), (2, 2))),
+    ((1, 3), ((1, 1), (3, 3))),
+    (((0, 1), (2, 3)), ((0, 1), (2, 3))),
+])
+def test_zero_padding2d_argument_forms(padding, expected):
+    layer = layers.ZeroPadding2D(padding)
+    assert layer.padding == expected
+    h = _core.LayerHarness(layer, [[4, 5, 3]])
+    (t, b), (l, r) = expected
+    assert h.output_shape == (4 + t + b, 5 + l + r, 3)
+    assert layer.get_config()["padding"] == [list(expected[0]), list(expected[1])]
+    clone = layers.ZeroPadding2D.from_config(layer.get_config())
+    assert clone.padding == expected
+
+
+def test_zero_padding2d_default_and_errors():
+    assert layers.ZeroPadding2D().padding == ((1, 1), (1, 1))
+    with pytest.raises(ValueError, match=r"padding=-1"):
+        layers.ZeroPadding2D(-1)
+    with pytest.raises(ValueError, match=r"padding=\(1, 2, 3\)"):
+        layers.ZeroPadding2D((1, 2, 3))
+    with pytest.raises(ValueError, match=r"\(1, -2\)"):
+        layers.ZeroPadding2D(((0, 0), (1, -2)))
+    with pytest.raises(ValueError, match="channels_first"):
+        layers.ZeroPadding2D(1, data_format="channels_first")
+    with pytest.raises(ValueError, match=r"\(None, 4, 5\)"):
+        _core.LayerHarness(layers.ZeroPadding2D(1), [[4, 5]])
+
+
+# ----- shapes, weights, config ----------------------------------------------------------------------
+
+def keras_out(size, k, s, d, padding):
+    if padding == "same":
+        return math.ceil(size / s)
+    return math.floor((size - ((k - 1) * d + 1)) / s) + 1
+
+
+@pytest.mark.parametrize("size", [5, 6, 7, 12, 13])
+@pytest.mark.parametrize("k, s, d", [(1, 1, 1), (2, 1, 1), (3, 1, 1), (3, 2, 1), (4, 3, 1),
+                                     (5, 2, 1), (3, 1, 2), (2, 1, 3)])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_conv2d_output_shape_follows_keras(size, k, s, d, padding):
+    layer = layers.Conv2D(3, (k, 2), strides=(s, 1), padding=padding, dilation_rate=(d, 1))
+    h = _core.LayerHarness(layer, [[size, 9, 2]])
+    assert h.output_shape == (keras_out(size, k, s, d, padding), keras_out(9, 2, 1, 1, padding), 3)
+
+
+def test_conv2d_weights_config_and_properties():
+    layer = layers.Conv2D(6, (3, 2), strides=2, padding="SAME", activation="relu", name="c1")
+    assert layer.kernel_size == (3, 2) and layer.strides == (2, 2) and layer.padding == "same"
+    assert layer.dilation_rate == (1, 1) and layer.filters == 6 and layer.groups == 1
+    assert layer.data_format == "channels_last" and layer.use_bias
+    model = signcore.Sequential([layers.Conv2D(4, 3, input_shape=(8, 8, 3)), layer])
+    w = layer.get_weights()
+    assert [a.shape for a in w] == [(3, 2, 4, 6), (6,)]
+    assert layer.weight_names == ["c1/kernel", "c1/bias"]
+    assert layer.count_params() == 3 * 2 * 4 * 6 + 6
+    assert model.count_params() == 3 * 3 * 3 * 4 + 4 + 3 * 2 * 4 * 6 + 6
+    assert layer.output_shape == (None, 3, 3, 6)
+    np.testing.assert_array_equal(w[1], 0)  # zeros
+    limit = math.sqrt(6 / (3 * 2 * 4 + 3 * 2 * 6))  # glorot_uniform with Keras's conv fans
+    assert np.abs(w[0]).max() <= limit and np.abs(w[0]).max() > 0.5 * limit
+    c = layer.get_config()
+    assert c["filters"] == 6 and c["kernel_size"] == [3, 2] and c["strides"] == [2, 2]
+    assert c["padding"] == "same" and c["dilation_rate"] == [1, 1] and c["groups"] == 1
+    assert c["activation"] == "relu" and c["data_format"] == "channels_last" and c["use_bias"]
+    clone = layers.Conv2D.from_config(c)
+    assert clone.get_config() == c
+    again = signcore.layers.deserialize(signcore.layers.serialize(layers.Conv2D(2, 1, name="z")))
+    assert again.class_name == "Conv2D" and again.kernel_size == (1, 1)
+
+
+def test_conv2d_frozen_layer_leaves_weight_gradients_alone():
+    layer = layers.Conv2D(3, 3, padding="same", activation="tanh", trainable=False)
+    h = _core.LayerHarness(layer, [[5, 5, 2]])
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 2)).astype(np.float32)
+    y = h.forward([x])
+    dx, = h.backward(np.ones_like(y))
+    np.testing.assert_array_equal(h.param_grads(), 0)
+    assert np.abs(dx).sum() > 0 and np.all(np.isfinite(dx))
+
+
+# ----- argument errors ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(filters=0, kernel_size=3), r"filters=0"),
+    (dict(filters=-2, kernel_size=3), r"filters=-2"),
+    (dict(filters=4, kernel_size=3, padding="full"), r"padding='full'"),
+    (dict(filters=4, kernel_size=3, groups=2), r"groups=2"),
+    (dict(filters=4, kernel_size=3, strides=2, dilation_rate=2),
+     r"strides=\(2, 2\) and dilation_rate=\(2, 2\)"),
+    (dict(filters=4, kernel_size=3, data_format="channels_first"), r"channels_first"),
+    (dict(filters=4, kernel_size=0), r"kernel_size=0"),
+    (dict(filters=4, kernel_size=(3, 3, 3)), r"kernel_size=\(3, 3, 3\)"),
+    (dict(filters=4, kernel_size=3, strides=(1, 0)), r"strides=\(1, 0\)"),
+    (dict(filters=4, kernel_size=3, activation="nope"), r"nope"),
+    (dict(filters=4, kernel_size=3, kernel_initializer="nope"), r"nope"),
+])
+def test_conv2d_argument_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        layers.Conv2D(**kwargs)
+
+
+def test_conv2d_unknown_keyword_and_small_input():
+    with pytest.raises(TypeError, match="kernal_size"):
+        layers.Conv2D(4, 3, kernal_size=3)
+    layer = layers.Conv2D(4, (3, 3), dilation_rate=2)
+    with pytest.raises(ValueError, match=r"\(None, 4, 9, 1\)"):  # dilated span 5 > 4 rows
+        _core.LayerHarness(layer, [[4, 9, 1]])
+    with pytest.raises(ValueError, match=r"\(None, 9, 9\)"):
+        _core.LayerHarness(layers.Conv2D(4, 3), [[9, 9]])
+
+
+# ----- a small CNN learns -----------------------------------------------------------------------------
+
+def quadrant_data(n, rng):
+    """8x8 noisy images with a bright 3x3 square in one of the four quadrants (the label)."""
+    x = rng.normal(scale=0.3, size=(n, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 4, size=n)
+    for i, q in enumerate(y):
+        r0 = (q // 2) * 4 + rng.integers(0, 2)
+        c0 = (q % 2) * 4 + rng.integers(0, 2)
+        x[i, r0:r0 + 3, c0:c0 + 3, 0] += 2.0
+    return x, y.astype(np.int64)
+
+
+def test_small_cnn_learns_which_quadrant():
+    rng = np.random.default_rng(0)
+    x, y = quadrant_data(512, rng)
+    x_test, y_test = quadrant_data(256, rng)
+    signcore.utils.set_random_seed(0)
+    model = signcore.Sequential([
+        layers.Conv2D(6, 3, activation="relu", padding="same", input_shape=(8, 8, 1)),
+        layers.Conv2D(4, 3, strides=2, activation="relu"),
+        layers.Flatten(),
+        layers.Dense(4, activation="softmax"),
+    ])
+    model.compile(optimizer=signcore.optimizers.Adam(learning_rate=0.01),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=32, epochs=8, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    loss, acc = model.evaluate(x_test, y_test, verbose=0)
+    assert acc >= 0.95
