@@ -259,6 +259,17 @@ def test_gradients_with_dropout_in_training(kind, extra):
     check_masked_gradients(layer, (5, 3), None, batch=3, training=True, seed=7, rng=rng)
 
 
+@pytest.mark.parametrize("kind,extra", KINDS, ids=["simple_rnn", "lstm", "gru", "gru_reset_before"])
+def test_gradients_with_activations_needing_their_input(kind, extra):
+    # gelu / silu derivatives need the pre-activation, so the layer keeps it (another code path).
+    rng = np.random.default_rng(seed_of("gelu", kind, extra))
+    kw = {"activation": "gelu"}
+    if kind != "SimpleRNN":
+        kw["recurrent_activation"] = "silu"
+    layer = make_layer(kind, 3, return_sequences=True, **kw, **extra)
+    check_masked_gradients(layer, (5, 2), MASKS["gaps"][:, :5], batch=3, rng=rng)
+
+
 def test_generic_contract_checker():
     # tests/gradcheck.check_layer (no mask) on each layer, including the null-dinput rule.
     for kind, extra in KINDS:

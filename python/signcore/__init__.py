@@ -17,11 +17,12 @@ if _dev_build:
     __path__.insert(0, _dev_build)  # noqa: F821 (package __path__)
 
 from . import _core  # noqa: E402
-from . import (activations, callbacks, initializers, layers, losses, metrics,  # noqa: E402
-               models, optimizers, saving, utils)
+from . import (activations, backend, callbacks, datasets, initializers, layers,  # noqa: E402
+               losses, metrics, models, optimizers, preprocessing, saving, utils, video)
 from ._config import show_config  # noqa: E402
 from .functional import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
+from . import applications  # noqa: E402  (after models: it builds them)
 
 __version__ = _core.__version__  # from pyproject.toml, compiled in
 
@@ -29,7 +30,7 @@ set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
 
 __all__ = [
-    "Input", "Model", "Sequential", "activations", "callbacks", "get_num_threads", "initializers",
-    "layers", "losses", "metrics", "models", "optimizers", "saving", "set_num_threads",
-    "show_config", "utils", "__version__",
+    "Input", "Model", "Sequential", "activations", "applications", "backend", "callbacks", "datasets",
+    "get_num_threads", "initializers", "layers", "losses", "metrics", "models", "optimizers",
+    "preprocessing", "saving", "set_num_threads", "show_config", "utils", "video", "__version__",
 ]

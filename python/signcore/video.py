@@ -361,13 +361,15 @@ def extract_features(model, frames, masks=None, layer_name=None, batch_size=32, 
         frames = frames[None]
         masks = None if masks is None else np.asarray(masks)[None]
     if frames.ndim != 5:
-        raise ValueError(f"frames must be (N, T, H, W, C) clips or one (T, H, W, C) clip. Received: shape {frames.shape}")
+        raise ValueError(f"frames must be (N, T, H, W, C) clips or one (T, H, W, C) clip. "
+                         f"Received: shape {frames.shape}")
     n, t = frames.shape[:2]
     if masks is None:
         masks = np.ones((n, t), bool)
     masks = np.asarray(masks)
     if masks.shape != (n, t):
-        raise ValueError(f"masks must have shape {(n, t)} to match frames {frames.shape}. Received: shape {masks.shape}")
+        raise ValueError(f"masks must have shape {(n, t)} to match frames {frames.shape}. "
+                         f"Received: shape {masks.shape}")
     masks = masks.astype(bool)
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")

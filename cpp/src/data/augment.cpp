@@ -286,15 +286,22 @@ void affine_warp(const float* src, float* dst, std::size_t h, std::size_t w, std
                  const std::array<double, 4>& a, const std::array<double, 2>& b, FillMode mode, float cval,
                  int order) {
   const auto H = static_cast<std::ptrdiff_t>(h), W = static_cast<std::ptrdiff_t>(w);
+  const double hmax = static_cast<double>(H - 1), wmax = static_cast<double>(W - 1);
   const std::size_t row = w * c;
   for (std::ptrdiff_t r = 0; r < H; ++r) {
     float* out = dst + static_cast<std::size_t>(r) * row;
+    const double rd = static_cast<double>(r);
     for (std::ptrdiff_t k = 0; k < W; ++k, out += c) {
-      const double rd = static_cast<double>(r), kd = static_cast<double>(k);
+      const double kd = static_cast<double>(k);
       const double ir = rd * a[0] + kd * a[1] + b[0];
       const double ic = rd * a[2] + kd * a[3] + b[1];
       Taps tr, tc;
-      if (!taps_of(ir, H, mode, order, tr) || !taps_of(ic, W, mode, order, tc)) {
+      if (order == 1 && ir >= 0 && ir < hmax && ic >= 0 && ic < wmax) {
+        // Inside: every mode samples the same two taps per axis (the common case).
+        const auto r0 = static_cast<std::ptrdiff_t>(ir), c0 = static_cast<std::ptrdiff_t>(ic);
+        tr = {r0, r0 + 1, 1.0 - (ir - static_cast<double>(r0)), ir - static_cast<double>(r0)};
+        tc = {c0, c0 + 1, 1.0 - (ic - static_cast<double>(c0)), ic - static_cast<double>(c0)};
+      } else if (!taps_of(ir, H, mode, order, tr) || !taps_of(ic, W, mode, order, tc)) {
         for (std::size_t ch = 0; ch < c; ++ch) out[ch] = cval;
         continue;
       }
@@ -302,13 +309,16 @@ void affine_warp(const float* src, float* dst, std::size_t h, std::size_t w, std
       const float* p01 = src + (static_cast<std::size_t>(tr.i0) * w + static_cast<std::size_t>(tc.i1)) * c;
       const float* p10 = src + (static_cast<std::size_t>(tr.i1) * w + static_cast<std::size_t>(tc.i0)) * c;
       const float* p11 = src + (static_cast<std::size_t>(tr.i1) * w + static_cast<std::size_t>(tc.i1)) * c;
+      if (order == 0) {
+        for (std::size_t ch = 0; ch < c; ++ch) out[ch] = p00[ch];
+        continue;
+      }
+      // scipy's accumulation order: ((value * row weight) * column weight), taps row-major.
       for (std::size_t ch = 0; ch < c; ++ch) {
         double v = static_cast<double>(p00[ch]) * tr.w0 * tc.w0;
-        if (order == 1) {
-          v += static_cast<double>(p01[ch]) * tr.w0 * tc.w1;
-          v += static_cast<double>(p10[ch]) * tr.w1 * tc.w0;
-          v += static_cast<double>(p11[ch]) * tr.w1 * tc.w1;
-        }
+        v += static_cast<double>(p01[ch]) * tr.w0 * tc.w1;
+        v += static_cast<double>(p10[ch]) * tr.w1 * tc.w0;
+        v += static_cast<double>(p11[ch]) * tr.w1 * tc.w1;
         out[ch] = static_cast<float>(v);
       }
     }

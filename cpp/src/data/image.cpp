@@ -9,7 +9,6 @@
 #include <cmath>
 #include <exception>
 #include <fstream>
-#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -55,10 +54,14 @@ void disable_opencv_threads() {
 namespace {
 
 std::vector<std::uint8_t> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) fail<IOError>("Cannot open image file '", path, "': it does not exist or cannot be read");
-  std::vector<std::uint8_t> buf((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) fail<IOError>("Cannot read image file '", path, "'");
+  const std::streamoff size = f.tellg();
+  if (size < 0) fail<IOError>("Cannot read image file '", path, "'");
+  std::vector<std::uint8_t> buf(static_cast<std::size_t>(size));
+  f.seekg(0);
+  if (size > 0 && !f.read(reinterpret_cast<char*>(buf.data()), size))
+    fail<IOError>("Cannot read image file '", path, "'");
   return buf;
 }
 
@@ -281,6 +284,25 @@ Image8 resample_pil(const Image8& img, std::size_t out_h, std::size_t out_w, con
   const bool need_v = out_h != img.height || box[1] != 0 || box[3] != static_cast<float>(out_h);
   const Coeffs ch_coeffs = precompute(in_w, box[0], box[2], static_cast<int>(out_w), f);
   const Coeffs cv_coeffs = precompute(in_h, box[1], box[3], static_cast<int>(out_h), f);
+  // Pillow 13 resizes vertically first when the height shrinks by more than twice the width
+  // (python-pillow/Pillow#9549); the order changes the 8-bit rounding between the passes.
+  const long long dh = static_cast<long long>(img.height) - static_cast<long long>(out_h);
+  const long long dw = static_cast<long long>(img.width) - static_cast<long long>(out_w);
+  if (need_h && need_v && dh > 0 && dh > 2 * dw) {
+    Image8 tmp;
+    tmp.width = img.width;
+    tmp.height = out_h;
+    tmp.channels = ch;
+    tmp.data.resize(tmp.width * out_h * ch);
+    resample_vertical(img.data.data(), img.width, tmp.data.data(), out_h, ch, cv_coeffs, 0);
+    Image8 out;
+    out.width = out_w;
+    out.height = out_h;
+    out.channels = ch;
+    out.data.resize(out_w * out_h * ch);
+    resample_horizontal(tmp.data.data(), tmp.width, 0, out_h, out.data.data(), out_w, ch, ch_coeffs);
+    return out;
+  }
   const int ybox_first = cv_coeffs.bounds[0];
   const int ybox_last = cv_coeffs.bounds[2 * out_h - 2] + cv_coeffs.bounds[2 * out_h - 1];
   Image8 cur = img;
@@ -288,13 +310,13 @@ Image8 resample_pil(const Image8& img, std::size_t out_h, std::size_t out_w, con
   if (need_h) {
     Image8 tmp;
     tmp.width = out_w;
-    tmp.height = static_cast<std::size_t>(ybox_last - ybox_first);
+    tmp.height = need_v ? static_cast<std::size_t>(ybox_last - ybox_first) : img.height;
     tmp.channels = ch;
     tmp.data.resize(tmp.width * tmp.height * ch);
-    resample_horizontal(img.data.data(), img.width, static_cast<std::size_t>(ybox_first), tmp.height,
+    resample_horizontal(img.data.data(), img.width, need_v ? static_cast<std::size_t>(ybox_first) : 0, tmp.height,
                         tmp.data.data(), out_w, ch, ch_coeffs);
     cur = std::move(tmp);
-    shift = ybox_first;
+    shift = need_v ? ybox_first : 0;
   }
   if (need_v) {
     Image8 out;

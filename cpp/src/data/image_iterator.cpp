@@ -114,7 +114,7 @@ void ImageIterator::run_task(const Task& t, std::vector<float>& scratch) {
 
 void ImageIterator::finish_task(const Task& t, std::exception_ptr err) {
   Job& job = *t.job;
-  if (err && !job.error) {
+  if (err && (!job.error || t.slot < job.error_slot)) {  // the first image's error, whatever the timing
     job.error = err;
     job.error_slot = t.slot;
   }

@@ -60,6 +60,17 @@ cv::VideoCapture open_clip(const std::string& path) {
   return cap;
 }
 
+// Frames left to decode from the current position (reads to the end).
+std::size_t count_remaining(cv::VideoCapture& cap, const std::string& path) {
+  std::size_t n = 0;
+  try {
+    while (cap.grab()) ++n;
+  } catch (const cv::Exception& e) {
+    fail<IOError>("OpenCV failed while decoding frame ", n, " of '", path, "': ", e.what());
+  }
+  return n;
+}
+
 std::size_t reported_frame_count(cv::VideoCapture& cap) {
   const double n = cap.get(cv::CAP_PROP_FRAME_COUNT);
   return (std::isfinite(n) && n >= 1.0) ? static_cast<std::size_t>(std::llround(n)) : 0;
@@ -152,7 +163,7 @@ std::vector<cv::Mat> sample_clip(const std::string& path, std::size_t num_frames
   cv::VideoCapture cap = open_clip(path);
   std::size_t planned = reported_frame_count(cap);
   if (planned == 0) {  // no usable estimate: count first
-    while (cap.grab()) ++planned;
+    planned = count_remaining(cap, path);
     cap = open_clip(path);
   }
   std::vector<std::size_t> wanted = sample_frame_indices(planned, num_frames);
@@ -204,13 +215,7 @@ VideoInfo video_info(const std::string& path) {
 
 std::size_t count_frames(const std::string& path) {
   cv::VideoCapture cap = open_clip(path);
-  std::size_t n = 0;
-  try {
-    while (cap.grab()) ++n;
-  } catch (const cv::Exception& e) {
-    fail<IOError>("OpenCV failed while decoding frame ", n, " of '", path, "': ", e.what());
-  }
-  return n;
+  return count_remaining(cap, path);
 }
 
 std::vector<std::size_t> sample_frame_indices(std::size_t n, std::size_t num_frames) {

@@ -80,6 +80,17 @@ float* grow(std::vector<float>& v, std::size_t n) {
   return v.data();
 }
 
+// Runs fn(p0, p1) over the parts [0, parts): in parallel, or on the calling thread when the whole
+// job moves fewer than a few grains of floats (waking the other threads would cost more).
+template <class Fn>
+void run_parts(std::size_t parts, std::size_t work_floats, Fn&& fn) {
+  if (work_floats < 2 * kGrain || parts <= 1) {
+    fn(std::size_t{0}, parts);
+  } else {
+    parallel_for(parts, 1, fn);
+  }
+}
+
 // Activations whose epilogue and derivative are simple enough to fuse into the patch-extraction
 // regions (one parallel region per chunk instead of two or three).
 bool fusible(ActivationKind act) { return act == ActivationKind::Linear || act == ActivationKind::Relu; }
@@ -288,7 +299,7 @@ void Conv2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const 
     const std::size_t l1 = std::min(total, l0 + step), r0 = l0 * OW, rows = (l1 - l0) * OW;
     const float* cols = x.data() + r0 * K;  // pointwise: x rows are the columns (K = C)
     if (!pointwise) {
-      parallel_for(parts, 1, [&](std::size_t p0, std::size_t p1) {
+      run_parts(parts, rows * K + pending_rows * F, [&](std::size_t p0, std::size_t p1) {
         for (std::size_t p = p0; p < p1; ++p) {
           bias_relu_rows(relu, b, yp + pending_r0 * F, pending_rows * p / parts,
                          pending_rows * (p + 1) / parts, F);
@@ -375,7 +386,9 @@ void Conv2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
       dz = dz_buf;
     }
     float* cols = need_w && !pointwise ? bufs[i % 2] : nullptr;
-    parallel_for(parts, 1, [&](std::size_t p0, std::size_t p1) {
+    const std::size_t work = rows * F + (cols ? rows * K : 0) +
+                             (pending_dcols ? (pending_l1 - pending_l0) * OW * K : 0);
+    run_parts(parts, work, [&](std::size_t p0, std::size_t p1) {
       for (std::size_t p = p0; p < p1; ++p) {
         if (pending_dcols)
           col2im_part(geom_, pending_dcols, pending_l0, pending_l1, dx->data(), !whole_samples, p,

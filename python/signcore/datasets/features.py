@@ -73,7 +73,8 @@ def _check_labels(labels, n, n_classes, where):
     if labels.dtype.kind not in "iu":
         raise ValueError(f"{where} must hold integer class ids. Received: dtype {labels.dtype}")
     if labels.shape not in ((n,), (n, 1)):
-        raise ValueError(f"{where} must have shape ({n},) or ({n}, 1), one id per sample. Received: shape {labels.shape}")
+        raise ValueError(f"{where} must have shape ({n},) or ({n}, 1), one id per sample. "
+                         f"Received: shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"{where} must be ids in [0, {n_classes}) (len(class_vocab) = {n_classes}). "
                          f"Received: ids from {labels.min()} to {labels.max()}")
@@ -188,7 +189,8 @@ def pad_sequences_with_masks(sequences, max_seq_length=50, num_features=None):
     masks = np.zeros((len(seqs), max_seq_length), bool)
     for i, s in enumerate(seqs):
         if s.shape[1] != num_features:
-            raise ValueError(f"All sequences must have {num_features} features. Received: sequence {i} has {s.shape[1]}")
+            raise ValueError(f"All sequences must have {num_features} features. "
+                             f"Received: sequence {i} has {s.shape[1]}")
         t = min(len(s), max_seq_length)
         features[i, :t] = s[:t]
         masks[i, :t] = True

@@ -12,8 +12,10 @@
 //  - Resizing (Pillow's Image.resize, bit-exact): "nearest" samples column floor((x + 0.5) * scale)
 //    with Pillow's running sum; "bilinear", "bicubic", "lanczos", "box" and "hamming" are Pillow's
 //    separable convolutions whose support widens with the downscale factor (antialiased), with
-//    Pillow's 22-bit fixed-point weights and 8-bit rounding between the horizontal and vertical
-//    passes; RGBA is premultiplied by alpha around those filters, as Pillow does.
+//    Pillow's 22-bit fixed-point weights and 8-bit rounding between the two passes, done in
+//    Pillow 13's order (vertical first when the height shrinks by more than twice the width,
+//    horizontal first otherwise; older Pillow always went horizontal first, which differs by one
+//    level on some pixels); RGBA is premultiplied by alpha around those filters, as Pillow does.
 //  - TF-style resizing for image_dataset_from_directory (tf.image.resize, no antialiasing, float
 //    output): "bilinear" and "area" use cv::resize (INTER_LINEAR with half-pixel centres, INTER_AREA),
 //    "nearest" samples floor((x + 0.5) * scale), "bicubic" uses INTER_CUBIC (a = -0.75, TF uses -0.5).
