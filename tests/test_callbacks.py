@@ -7,7 +7,6 @@ the value for each epoch into the logs (callbacks run in order), and records the
 end of every epoch, so the expected decisions and weights are known by hand."""
 import os
 import re
-import warnings
 
 import numpy as np
 import pytest

@@ -1,7 +1,10 @@
 """Progress output: Keras 2's text layout for verbose=1 (a bar rewritten in place) and verbose=2
 (one line per epoch), "auto", evaluate and predict bars, throttled updates (no flooding of a
 notebook), and callback messages placed as Keras places them."""
+import contextlib
+import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -106,8 +109,6 @@ def test_updates_are_throttled(capsys):
     # 1000 quick batches: the bar is redrawn at most every 0.05 s (plus the first and last update),
     # so a notebook receives a handful of messages, not one per batch.
     x, y = data(n=1000)
-    import time
-
     start = time.perf_counter()
     make_model().fit(x, y, batch_size=1, epochs=1, verbose=1)
     elapsed = time.perf_counter() - start
@@ -126,9 +127,6 @@ def test_value_formats_follow_keras():
             logs["big"] = 1234.56789
 
     x, y = data()
-    import io
-    import contextlib
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         make_model().fit(x, y, batch_size=16, epochs=1, verbose=2, callbacks=[Odd()])
@@ -164,11 +162,55 @@ def test_callback_messages_appear_as_in_keras(capsys):
 
 def test_progress_goes_through_sys_stdout():
     # The bar is written with sys.stdout.write (what Jupyter's kernel captures), not to fd 1.
-    import contextlib
-    import io
-
     x, y = data()
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         make_model().fit(x, y, batch_size=16, epochs=1, verbose=1)
     assert re.fullmatch(FINAL, render(buf.getvalue())[1])
+
+
+def test_jupyter_kernel_receives_a_few_in_place_updates():
+    # A real ipykernel: fit with 2000 quick batches sends a handful of stream messages (not one per
+    # batch), and the text, with "\r" applied as Jupyter's output area does, is one bar per epoch.
+    from jupyter_client.manager import start_new_kernel
+
+    code = (
+        "import numpy as np, signcore\n"
+        "from signcore import layers\n"
+        "x = np.random.default_rng(0).normal(size=(2000, 4)).astype('float32')\n"
+        "y = (x[:, 0] > 0).astype('int64')\n"
+        "m = signcore.Sequential([layers.Dense(2, activation='softmax', input_shape=(4,))])\n"
+        "m.compile(optimizer='sgd', loss='sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+        "import time; t0 = time.perf_counter()\n"
+        "m.fit(x, y, batch_size=1, epochs=2, verbose=1)\n"
+        "m.evaluate(x, y, batch_size=1, verbose=1)\n"
+        "print('ELAPSED', time.perf_counter() - t0)\n"
+    )
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        msg_id = kc.execute(code)
+        streams = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=120)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                streams.append(msg["content"])
+            elif msg["msg_type"] == "error":
+                pytest.fail("\n".join(msg["content"]["traceback"]))
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    text = "".join(s["text"] for s in streams if s["name"] == "stdout")
+    shown = render(text)
+    elapsed = float(shown[-1].split()[1])
+    # Per bar: the first update, the last batch, the finished line, plus one per 0.05 s.
+    assert text.count("\r") <= 3 * 3 + elapsed / 0.05, (text.count("\r"), elapsed)
+    assert len(streams) < 100
+    assert shown[0] == "Epoch 1/2" and shown[2] == "Epoch 2/2"
+    for line in (shown[1], shown[3]):
+        assert re.fullmatch(r"2000/2000 \[=+\] - \d+s \d+(us|ms|s)/step - loss: {n} - accuracy: {n}".format(n=NUM), line)
+    assert re.fullmatch(r"2000/2000 \[=+\] - \d+s \d+(us|ms|s)/step - loss: {n} - accuracy: {n}".format(n=NUM), shown[4])
+    assert len(shown) == 6

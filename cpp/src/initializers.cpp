@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <random>
 #include <utility>
 #include <vector>
@@ -131,11 +133,35 @@ void orthogonal(const Shape& shape, float* out, Rng& rng) {
     }
 }
 
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::map<std::string, InitializerFn>& registry() {
+  static std::map<std::string, InitializerFn> r;
+  return r;
+}
+
+// The registered initialiser `name` into *fn (if fn is not null); false if there is none.
+bool find_registered(const std::string& name, InitializerFn* fn) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  const auto it = registry().find(name);
+  if (it == registry().end()) return false;
+  if (fn) *fn = it->second;
+  return true;
+}
+
 }  // namespace
+
+void register_initializer(const std::string& name, InitializerFn fn) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  registry()[name] = std::move(fn);
+}
 
 void check_initializer(const std::string& name) {
   Init kind = Init::Zeros;
-  if (!lookup(name, kind))
+  if (!lookup(name, kind) && !find_registered(name, nullptr))
     fail<ValueError>("Unknown initializer. Expected one of glorot_uniform, glorot_normal, he_uniform, "
                      "he_normal, lecun_uniform, lecun_normal, orthogonal, zeros, ones, random_normal, "
                      "random_uniform. Received: initializer='", name, "'");
@@ -143,7 +169,14 @@ void check_initializer(const std::string& name) {
 
 void initialize(const std::string& name, const Shape& shape, float* out, Rng& rng) {
   Init kind = Init::Zeros;
-  if (!lookup(name, kind)) check_initializer(name);  // throws
+  if (!lookup(name, kind)) {
+    InitializerFn fn;
+    if (find_registered(name, &fn)) {
+      fn(shape, out, rng);
+      return;
+    }
+    check_initializer(name);  // throws
+  }
   const std::size_t n = shape_size(shape);
   switch (kind) {
     case Init::GlorotUniform: variance_scaling(shape, out, rng, 1.0, true, false); break;

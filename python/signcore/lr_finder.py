@@ -142,8 +142,10 @@ def lr_find(model, x, y=None, batch_size=32, start_lr=1e-7, end_lr=10.0, num_ste
         raise ValueError(f"divergence must be > 1 (or None). Received: divergence={divergence!r}")
 
     if not core.built:
-        first = x[0] if isinstance(x, (list, tuple)) else x
-        model._ensure_built([np.asarray(a, dtype=np.float32) for a in (x if isinstance(x, (list, tuple)) else [first])])
+        if y is None:
+            raise ValueError(f"Model '{model.name}' must be built before lr_find() on a data source: give the "
+                             "first layer input_shape=... or call build()")
+        model._ensure_built(model._inputs(x))
     rng_state = _core.get_rng_state()
     trial = saving.model_from_bytes(saving.model_to_bytes(model))  # weights and optimizer state copied
     rng = np.random.default_rng(seed)

@@ -103,20 +103,28 @@ Image8 decode_image(const std::string& path) {
     fail<IOError>("unsupported pixel type in image file '", path, "': only 8- and 16-bit images are read");
   }
   const int ch = m.channels();
-  cv::Mat rgb;
-  switch (ch) {
-    case 1: rgb = m; break;
-    case 2: cv::cvtColor(m, rgb, cv::COLOR_GRAY2RGBA); break;  // never produced by OpenCV 4.6; kept safe
-    case 3: cv::cvtColor(m, rgb, cv::COLOR_BGR2RGB); break;
-    case 4: cv::cvtColor(m, rgb, cv::COLOR_BGRA2RGBA); break;
-    default: fail<IOError>("unsupported channel count ", ch, " in image file '", path, "'");
-  }
-  if (!rgb.isContinuous()) rgb = rgb.clone();
+  if (ch < 1 || ch > 4) fail<IOError>("unsupported channel count ", ch, " in image file '", path, "'");
+  if (!m.isContinuous()) m = m.clone();
+  // One copy out of OpenCV, turning BGR(A) into RGB(A) on the way (grey + alpha becomes RGBA).
   Image8 img;
-  img.height = static_cast<std::size_t>(rgb.rows);
-  img.width = static_cast<std::size_t>(rgb.cols);
-  img.channels = static_cast<std::size_t>(rgb.channels());
-  img.data.assign(rgb.data, rgb.data + img.height * img.width * img.channels);
+  img.height = static_cast<std::size_t>(m.rows);
+  img.width = static_cast<std::size_t>(m.cols);
+  img.channels = ch == 2 ? 4 : static_cast<std::size_t>(ch);
+  const std::size_t n = img.height * img.width;
+  img.data.resize(n * img.channels);
+  const std::uint8_t* s = m.data;
+  std::uint8_t* d = img.data.data();
+  switch (ch) {
+    case 1: std::copy(s, s + n, d); break;
+    case 2:
+      for (std::size_t i = 0; i < n; ++i, s += 2, d += 4) d[0] = d[1] = d[2] = s[0], d[3] = s[1];
+      break;
+    case 3:
+      for (std::size_t i = 0; i < n; ++i, s += 3, d += 3) d[0] = s[2], d[1] = s[1], d[2] = s[0];
+      break;
+    default:
+      for (std::size_t i = 0; i < n; ++i, s += 4, d += 4) d[0] = s[2], d[1] = s[1], d[2] = s[0], d[3] = s[3];
+  }
   return img;
 }
 

@@ -12,7 +12,6 @@ namespace signcore {
 // Registered once per (bias_initializer, units) under a descriptive name; the name then works
 // wherever an initialiser name does (Parameters::allocate runs it).
 std::string lstm_forget_bias_initializer(const std::string& bias_initializer, std::size_t units) {
-#ifdef SIGNCORE_HAS_INITIALIZER_REGISTRY
   const std::string name =
       "lstm_unit_forget_bias(" + bias_initializer + ", " + std::to_string(units) + ")";
   register_initializer(name, [bias_initializer, units](const Shape& shape, float* out, Rng& rng) {
@@ -24,11 +23,6 @@ std::string lstm_forget_bias_initializer(const std::string& bias_initializer, st
     initialize(bias_initializer, {2 * units}, out + 2 * units, rng);
   });
   return name;
-#else
-  // Without initializers.hpp's registry the forget block cannot be set at allocation.
-  (void)units;
-  return bias_initializer;
-#endif
 }
 
 LSTM::LSTM(RecurrentOptions o) : Recurrent(std::move(o), 4, "lstm") {}
