@@ -384,7 +384,6 @@ def test_lambda_callback_and_batch_aliases():
 # Resuming needs two changes in cpp/src/model.cpp (lead): fit starts from Callback::resume_epoch()
 # after on_train_begin, and ArrayBatchSource draws each pass's permutation when the pass starts.
 # Remove this marker when they are in.
-NEEDS_MODEL_PATCH = pytest.mark.xfail(strict=True, reason="model.cpp does not yet honour Callback::resume_epoch()")
 
 
 class Interrupt(Callback):
@@ -438,7 +437,6 @@ def resume_run(tmp_path, shuffle, interrupt, epochs=5):
     return ref, ref_hist, m, hist
 
 
-@NEEDS_MODEL_PATCH
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_backup_and_restore_resumes_exactly(tmp_path, shuffle):
     ref, ref_hist, m, hist = resume_run(tmp_path, shuffle, Interrupt(at_epoch=3))
@@ -450,7 +448,6 @@ def test_backup_and_restore_resumes_exactly(tmp_path, shuffle):
     assert not (tmp_path / "backup").exists()  # deleted once training finished
 
 
-@NEEDS_MODEL_PATCH
 def test_backup_and_restore_mid_epoch_interruption(tmp_path):
     # Interrupted in the middle of epoch 2: the resumed fit redoes epoch 2 from the backup taken at
     # the end of epoch 1 and still ends exactly like the uninterrupted run.

@@ -47,7 +47,7 @@ def test_unknown_metric_names_it():
     with pytest.raises(ValueError, match="'f1_scorez'"):
         metrics.resolve("f1_scorez", (8,), (8, 3))
     with pytest.raises(ValueError, match="'precision'"):
-        metrics.get("precision")
+        metrics.get("precisionn")
     with pytest.raises(ValueError, match="resolved from the shapes"):
         metrics.get("accuracy")
 

@@ -231,7 +231,6 @@ def test_confusion_matrix_metric_in_evaluate():
     assert r.class_name == "ConfusionMatrix" and r.num_classes == 3
 
 
-@pytest.mark.xfail(strict=True, reason="needs Model.evaluate (lead) to report non-scalar metrics' result()")
 def test_evaluate_returns_the_confusion_matrix():
     x = rng.normal(size=(60, 4)).astype(np.float32)
     y = np.argmax(x @ rng.normal(size=(4, 3)), axis=1)

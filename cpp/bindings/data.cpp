@@ -253,6 +253,8 @@ void bind_data(py::module_& m) {
       .def_property_readonly("total_batches_seen", &sd::ImageIterator::total_batches_seen)
       .def_property_readonly("image_shape", [](const sd::ImageIterator& s) { return py::tuple(py::cast(s.image_shape())); })
       .def_property_readonly("workers", &sd::ImageIterator::workers)
+      .def_property_readonly("_wait_seconds", &sd::ImageIterator::wait_seconds,
+                             "Seconds the consumer spent inside get_batch (waiting for data).")
       .def("_stop_workers", &sd::ImageIterator::stop_workers, py::call_guard<py::gil_scoped_release>())
       .def("_set_preprocessing_function", [](sd::ImageIterator& self, py::object fn) {
         if (fn.is_none()) self.set_preprocess(nullptr);

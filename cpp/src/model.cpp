@@ -307,7 +307,8 @@ Logs Model::run_loop(Mode mode, BatchSource& data, std::size_t steps,
     } else {
       loss.add(r.get("loss"), static_cast<double>(count));
       logs.set("loss", loss.value());
-      for (auto& m : metrics_) logs.set(m->name(), m->result());
+      for (auto& m : metrics_)
+        if (m->scalar()) logs.set(m->name(), m->result());
     }
     for (auto& cb : callbacks) {
       if (mode == Mode::Train) cb->on_train_batch_end(s, logs);
@@ -331,21 +332,24 @@ ArrayBatchSource::ArrayBatchSource(const std::vector<ArrayView>& x, const ArrayV
   if (y) y_ = *y;
   order_.resize(x_.empty() ? 0 : x_[0].rows());
   std::iota(order_.begin(), order_.end(), std::size_t{0});
-  if (shuffle_) std::shuffle(order_.begin(), order_.end(), global_rng());
 }
 
 std::size_t ArrayBatchSource::num_batches() const { return (order_.size() + batch_size_ - 1) / batch_size_; }
 
 void ArrayBatchSource::get_batch(std::size_t index, std::vector<Tensor>& x, Tensor* y) {
+  // Each pass's order is a fresh permutation drawn when the pass starts, so it depends only on
+  // the random state at that moment (BackupAndRestore restores it and resumes exactly).
+  if (index == 0 && shuffle_) {
+    std::iota(order_.begin(), order_.end(), std::size_t{0});
+    std::shuffle(order_.begin(), order_.end(), global_rng());
+  }
   const std::size_t begin = index * batch_size_, count = std::min(batch_size_, order_.size() - begin);
   x.resize(x_.size());
   for (std::size_t k = 0; k < x_.size(); ++k) gather_rows(x_[k], order_.data() + begin, count, x[k]);
   if (y && has_y_) gather_rows(y_, order_.data() + begin, count, *y);
 }
 
-void ArrayBatchSource::on_epoch_end() {
-  if (shuffle_) std::shuffle(order_.begin(), order_.end(), global_rng());
-}
+void ArrayBatchSource::on_epoch_end() {}
 
 namespace {
 void check_batch_size(std::size_t batch_size) {
@@ -368,7 +372,8 @@ Logs Model::train_on_batch(const std::vector<ArrayView>& x, const ArrayView& y) 
   batch.get_batch(0, xb_, &yb_);
   for (auto& m : metrics_) m->reset_state();
   Logs logs = step(Mode::Train, xb_, &yb_, nullptr);
-  for (auto& m : metrics_) logs.set(m->name(), m->result());
+  for (auto& m : metrics_)
+    if (m->scalar()) logs.set(m->name(), m->result());
   return logs;
 }
 
@@ -380,7 +385,8 @@ Logs Model::test_on_batch(const std::vector<ArrayView>& x, const ArrayView& y) {
   batch.get_batch(0, xb_, &yb_);
   for (auto& m : metrics_) m->reset_state();
   Logs logs = step(Mode::Test, xb_, &yb_, nullptr);
-  for (auto& m : metrics_) logs.set(m->name(), m->result());
+  for (auto& m : metrics_)
+    if (m->scalar()) logs.set(m->name(), m->result());
   return logs;
 }
 
@@ -436,7 +442,11 @@ std::shared_ptr<History> Model::fit(BatchSource& train, const FitOptions& opt,
   stop_training = false;
   Logs logs;
   for (auto& cb : callbacks) cb->on_train_begin(logs);
-  for (int epoch = opt.initial_epoch; epoch < opt.epochs; ++epoch) {
+  // A callback may move the start (BackupAndRestore resuming an interrupted run).
+  int first_epoch = opt.initial_epoch;
+  for (auto& cb : callbacks)
+    if (cb->resume_epoch() >= 0) first_epoch = cb->resume_epoch();
+  for (int epoch = first_epoch; epoch < opt.epochs; ++epoch) {
     Logs begin_logs;
     for (auto& cb : callbacks) cb->on_epoch_begin(epoch, begin_logs);
     logs = run_loop(Mode::Train, train, steps, callbacks, nullptr);

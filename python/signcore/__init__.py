@@ -22,7 +22,9 @@ from . import (activations, backend, callbacks, datasets, initializers, layers, 
 from ._config import show_config  # noqa: E402
 from .functional import Input  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
-from . import applications  # noqa: E402  (after models: it builds them)
+from . import applications, lr_finder, plot  # noqa: E402  (after models: they use them)
+
+Model.lr_find = lr_finder.lr_find
 
 __version__ = _core.__version__  # from pyproject.toml, compiled in
 
@@ -31,6 +33,6 @@ get_num_threads = _core.get_num_threads
 
 __all__ = [
     "Input", "Model", "Sequential", "activations", "applications", "backend", "callbacks", "datasets",
-    "get_num_threads", "initializers", "layers", "losses", "metrics", "models", "optimizers",
+    "get_num_threads", "initializers", "layers", "losses", "lr_finder", "metrics", "models", "optimizers", "plot",
     "preprocessing", "saving", "set_num_threads", "show_config", "utils", "video", "__version__",
 ]

@@ -47,6 +47,8 @@ def _is_source(x):
 def _verbose(verbose):
     if verbose == "auto":
         return 1
+    if verbose is True or verbose is False:  # Keras 2 scripts pass booleans (seed 001)
+        return int(verbose)
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
     return int(verbose)
@@ -478,10 +480,7 @@ class Model:
             if hasattr(cb, "set_model"):
                 cb.set_model(self)
         logs = self._core.evaluate(xs, ys, batch_size, _verbose(verbose), callbacks)
-        if return_dict:
-            return dict(logs)
-        values = [logs[k] for k in self.metrics_names if k in logs]
-        return values[0] if len(values) == 1 else values
+        return self._batch_result(logs, return_dict)
 
     def _bind(self, callbacks):
         callbacks = _check_callbacks(callbacks)
@@ -508,8 +507,13 @@ class Model:
         return self._core.predict(xs, batch_size, _verbose(verbose), callbacks)
 
     def _batch_result(self, logs, return_dict):
+        logs = dict(logs)
+        # Metrics without a single number (a confusion matrix) report their full result.
+        for m in self._core.metrics:
+            if not m.scalar:
+                logs[m.name] = m.result()
         if return_dict:
-            return dict(logs)
+            return logs
         values = [logs[k] for k in self.metrics_names if k in logs]
         return values[0] if len(values) == 1 else values
 

@@ -1,6 +1,7 @@
 #include "signcore/data/image_iterator.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 
 #include "signcore/errors.hpp"
@@ -164,6 +165,12 @@ void ImageIterator::get_batch(std::size_t index, std::vector<Tensor>& x, Tensor*
   const std::size_t nb = num_batches();
   if (nb == 0) fail<ValueError>("the image iterator has no samples (0 images found), so it yields no batches");
   const std::size_t pos = index % nb;
+  const auto start = std::chrono::steady_clock::now();
+  struct Clock {  // adds the time spent here to wait_seconds_, however get_batch returns
+    double& total;
+    std::chrono::steady_clock::time_point t0;
+    ~Clock() { total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
+  } clock{wait_seconds_, start};
   std::shared_ptr<Job> job;
   bool standardized;
   {

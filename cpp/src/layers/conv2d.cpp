@@ -385,7 +385,8 @@ void Conv2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
     } else if (relu) {
       dz = dz_buf;
     }
-    float* cols = need_w && !pointwise ? bufs[i % 2] : nullptr;
+    // Two buffers alternate only when col2im of this chunk overlaps the next chunk's im2col.
+    float* cols = need_w && !pointwise ? bufs[dx ? i % 2 : 0] : nullptr;
     const std::size_t work = rows * F + (cols ? rows * K : 0) +
                              (pending_dcols ? (pending_l1 - pending_l0) * OW * K : 0);
     run_parts(parts, work, [&](std::size_t p0, std::size_t p1) {

@@ -21,8 +21,10 @@
 //    "nearest" samples floor((x + 0.5) * scale), "bicubic" uses INTER_CUBIC (a = -0.75, TF uses -0.5).
 //
 // Threading: these functions are called from the iterators' worker threads. OpenCV's own thread
-// pool is switched off once (cv::setNumThreads(0), see disable_opencv_threads) so that OpenCV never
-// multiplies the workers' threads.
+// pool (TBB in Debian's OpenCV 4.6) is switched off once per process (cv::setNumThreads(0), see
+// disable_opencv_threads), so an OpenCV call runs on the thread that makes it and never multiplies
+// the workers' threads. It is process-wide: the video reader's OpenCV calls run sequentially too.
+// (imdecode itself is single-threaded either way.)
 #pragma once
 
 #include <cstddef>

@@ -88,6 +88,9 @@ class ImageIterator : public BatchSource {
   Shape image_shape() const { return source_->sample_shape(); }
   // Keras's total_batches_seen: batches served so far.
   std::size_t total_batches_seen() const { return served_calls_; }
+  // Seconds the calling thread has spent in get_batch (waiting for, or finishing, its batch): the
+  // time a training loop was kept waiting for data.
+  double wait_seconds() const { return wait_seconds_; }
   const AugmentConfig& config() const { return config_; }
   // Called on get_batch's thread for every image after its transform, before standardize (Keras's
   // preprocessing_function); it may change the values in place, not the shape. Empty: none.
@@ -146,6 +149,7 @@ class ImageIterator : public BatchSource {
   std::function<void(float*, const Shape&)> preprocess_;
   std::vector<std::size_t> last_indices_;
   std::size_t served_calls_ = 0;
+  double wait_seconds_ = 0;
 };
 
 enum class ClassMode { Categorical, Binary, Sparse, Input, None };
