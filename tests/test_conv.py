@@ -172,11 +172,7 @@ def test_conv2d_cifar_sized_layer_matches_torch():
     np.testing.assert_allclose(g[w.size:], tdb, rtol=1e-4, atol=2e-3)
 
 
-_CHUNK_DEFECT = pytest.mark.xfail(strict=True, reason="known defect: small column-buffer chunks change Conv2D's result")
-
-
-@pytest.mark.parametrize("chunk_bytes", [pytest.param(64, marks=_CHUNK_DEFECT),
-                                         pytest.param(3000, marks=_CHUNK_DEFECT), 1 << 30])
+@pytest.mark.parametrize("chunk_bytes", [64, 3000, 1 << 30])
 def test_conv2d_result_does_not_depend_on_chunking(chunk_bytes):
     """Chunks of one output line, of a part of an image, and the whole batch give the same numbers."""
     case = (9, 8, 3, 4, (3, 3), (2, 1), "same", (1, 1), "tanh", True, 3)

@@ -80,3 +80,18 @@ def test_source_errors():
         m.fit(Batches(x, y), y, verbose=0)
     with pytest.raises(TypeError, match="dtype"):
         m.predict(iter([np.array([["a"] * 5])]), steps=1, verbose=0)
+
+
+def test_short_epochs_continue_through_the_data_like_keras():
+    x, y = data(n=40)  # 5 batches of 8
+    seen = []
+
+    class Recording(Batches):
+        def __getitem__(self, i):
+            seen.append(i)
+            return super().__getitem__(i)
+
+    src = Recording(x, y)
+    model().fit(src, steps_per_epoch=3, epochs=3, verbose=0)
+    assert seen == [0, 1, 2, 3, 4, 0, 1, 2, 3]  # epoch 2 continues at batch 3, then wraps
+    assert src.epochs_ended == 1  # one full pass completed

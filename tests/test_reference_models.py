@@ -73,8 +73,8 @@ def test_cifar10_cnn_learns_real_cifar(shared_datasets, tmp_path):
 
 # Known defect, found at the end of the first session: after Conv2D -> BatchNormalization ->
 # MaxPooling2D -> Conv2D, inference-mode predictions collapse to one class (training accuracy is
-# fine; a single such block is fine; evaluate's batch size does not matter). Probably the same
-# Conv2D defect as test_conv.py's chunking tests. Strict: these must start passing once it is fixed.
+# fine; a single such block is fine; evaluate's batch size does not matter). Strict: these must
+# start passing once it is fixed.
 CONV_INFERENCE_DEFECT = pytest.mark.xfail(strict=True, reason="Conv2D inference defect after a pooled BN block")
 
 

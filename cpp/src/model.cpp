@@ -266,7 +266,8 @@ Logs Model::step(Mode mode, const std::vector<Tensor>& xb, const Tensor* yb, Ten
 }
 
 Logs Model::run_loop(Mode mode, BatchSource& data, std::size_t steps,
-                     std::vector<CallbackPtr>& callbacks, Tensor* out) {
+                     std::vector<CallbackPtr>& callbacks, Tensor* out, std::size_t* position) {
+  const std::size_t pass = data.num_batches();
   for (auto& m : metrics_) m->reset_state();
   RunningMean loss;
   Logs logs;
@@ -284,7 +285,13 @@ Logs Model::run_loop(Mode mode, BatchSource& data, std::size_t steps,
       else if (mode == Mode::Test) cb->on_test_batch_begin(s, batch_logs);
       else cb->on_predict_batch_begin(s, batch_logs);
     }
-    data.get_batch(s, xb_, targets ? &yb_ : nullptr);
+    std::size_t index = s;
+    if (position) {
+      index = pass ? *position % pass : *position;
+      if (pass && index == 0 && *position > 0) data.on_epoch_end();  // a new pass begins
+      ++*position;
+    }
+    data.get_batch(index, xb_, targets ? &yb_ : nullptr);
     if (xb_.size() != inputs_.size())
       fail<ValueError>("model '", name_, "' expects ", inputs_.size(), " input(s) per batch. Received: ", xb_.size());
     for (std::size_t k = 0; k < xb_.size(); ++k) {
@@ -446,10 +453,11 @@ std::shared_ptr<History> Model::fit(BatchSource& train, const FitOptions& opt,
   int first_epoch = opt.initial_epoch;
   for (auto& cb : callbacks)
     if (cb->resume_epoch() >= 0) first_epoch = cb->resume_epoch();
+  std::size_t position = 0;  // batches drawn so far, when steps_per_epoch is given
   for (int epoch = first_epoch; epoch < opt.epochs; ++epoch) {
     Logs begin_logs;
     for (auto& cb : callbacks) cb->on_epoch_begin(epoch, begin_logs);
-    logs = run_loop(Mode::Train, train, steps, callbacks, nullptr);
+    logs = run_loop(Mode::Train, train, steps, callbacks, nullptr, steps_per_epoch ? &position : nullptr);
     // Keras: an explicit steps_per_epoch keeps drawing from the same pass across epochs; a full
     // pass ends the epoch (reshuffle).
     if (!steps_per_epoch) train.on_epoch_end();

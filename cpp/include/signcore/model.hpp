@@ -123,8 +123,11 @@ class Model {
   enum class Mode { Train, Test, Predict };
   // The one batch loop: `steps` batches from `data`, calling the hooks. Predict results are
   // appended to *out in order.
+  // `position` (steps_per_epoch runs only) counts batches drawn so far across epochs, so that an
+  // epoch shorter than the data continues where the last one stopped, wrapping (and calling
+  // on_epoch_end) at the end of each pass, as Keras does.
   Logs run_loop(Mode mode, BatchSource& data, std::size_t steps, std::vector<CallbackPtr>& callbacks,
-                Tensor* out);
+                Tensor* out, std::size_t* position = nullptr);
   Logs step(Mode mode, const std::vector<Tensor>& xb, const Tensor* yb, Tensor* yp);
   std::size_t steps_of(BatchSource& data, std::size_t steps, const char* what) const;
   void check_inputs(const std::vector<ArrayView>& x, const ArrayView* y) const;
