@@ -7,7 +7,8 @@ Layers (batch 128 by default, ReLU fused, as in the reference CNN):
     conv3  16x16x32 -> 64, 3x3 "same"
     conv4  16x16x64 -> 64, 3x3 "valid"
 
-    python benchmarks/bench_conv.py [--threads N] [--batch-size 128] [--chunk-kb 4096,16384]
+    python benchmarks/bench_conv.py [--threads N] [--batch-size 128] [--chunk-kb 1024,4096]
+                                    [--threading shared,pipelined]
 
 signcore is timed in C++ on one layer (`_core._benchmark_layer`: forward in training mode, then
 backward with the gradients the layer needs in a model), PyTorch with `torch.nn.functional.conv2d`
@@ -15,7 +16,12 @@ backward with the gradients the layer needs in a model), PyTorch with `torch.nn.
 `no_grad`, forward+backward through autograd. GFLOP/s count 2*M*K*F per GEMM-shaped product
 (M = N*OH*OW, K = kh*kw*C): one for the forward, two (dW and dx) or one (dW only, conv1) more for
 the backward. "vs torch" is the best PyTorch time divided by signcore's (above 1: signcore faster);
-"% SGEMM" is signcore's GFLOP/s over the 2048^3 SGEMM rate of the same OpenBLAS.
+"% SGEMM" is signcore's GFLOP/s over the 2048^3 SGEMM rate of the same OpenBLAS; both use the
+fastest signcore variant of the row.
+
+signcore variants: --chunk-kb (the im2col chunk size) and --threading: "shared" (OpenMP loops and
+multi-threaded OpenBLAS calls take turns on every chunk) and "pipelined" (the default: each thread
+runs whole chunks with a single-threaded sgemm; see cpp/src/layers/conv2d.cpp).
 
 Threads: signcore alternates its OpenMP loops with OpenBLAS's own threads. With the default
 environment both pools busy-wait after their work and starve each other on a small machine, so the
@@ -47,6 +53,9 @@ def parse_args(argv=None):
     parser.add_argument("--chunk-kb", default=None,
                         help="signcore's im2col chunk size(s) in KiB, comma-separated: one column "
                              "per value (default: the library's)")
+    parser.add_argument("--threading", default="shared,pipelined",
+                        help="signcore threading mode(s), comma-separated: shared, pipelined "
+                             "(default: both)")
     parser.add_argument("--inherit-env", action="store_true",
                         help=f"do not set {', '.join(f'{k}={v}' for k, v in THREAD_ENV.items())}")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -57,6 +66,9 @@ def parse_args(argv=None):
     if args.batch_size < 1 or args.repeat < 1 or args.threads < 1:
         parser.error("--batch-size, --repeat and --threads must be at least 1")
     args.chunks = None if args.chunk_kb is None else [int(c) for c in args.chunk_kb.split(",")]
+    args.modes = [m.strip() for m in args.threading.split(",") if m.strip()]
+    if not args.modes or any(m not in ("shared", "pipelined") for m in args.modes):
+        parser.error(f"--threading takes shared and/or pipelined. Received: {args.threading!r}")
     return args
 
 
@@ -135,6 +147,7 @@ def main(argv=None):
     timing = dict(warmup=args.warmup, repeat=args.repeat, min_time=args.min_time)
     chunks = args.chunks or [_core._conv_chunk_bytes() // 1024]
     default_chunk = _core._conv_chunk_bytes()
+    variants = [(kb, mode) for kb in chunks for mode in args.modes]
     n = args.batch_size
 
     results = []
@@ -142,14 +155,16 @@ def main(argv=None):
         fl = flops(shape, filters, padding) * n
         for label, backward, mult in (("fwd", False, 1), ("fwd+bwd", True, 3 if need_dx else 2)):
             row = {"layer": name, "pass": label, "gflop": mult * fl / 1e9, "signcore_ms": {}}
-            for kb in chunks:
+            for kb, mode in variants:
                 _core._set_conv_chunk_bytes(kb * 1024)
+                _core._set_conv_pipelined(mode == "pipelined")
                 t = measure_signcore(
                     lambda: layers.Conv2D(filters, 3, padding=padding, activation="relu"),
                     shape, n, backward, need_dx and backward, **timing)
-                row["signcore_ms"][kb] = t.median * 1e3
-                row.setdefault("noise", t.spread)
+                row["signcore_ms"][f"{kb}K {mode}"] = t.median * 1e3
+                row["noise"] = max(row.get("noise", 0.0), t.spread)
             _core._set_conv_chunk_bytes(default_chunk)
+            _core._set_conv_pipelined(False)
             for fmt, cl in (("torch_ms", False), ("torch_cl_ms", True)):
                 fwd, fwd_bwd = torch_fns(shape, filters, padding, n, need_dx, cl)
                 t = common.measure(fwd_bwd if backward else fwd, **timing)
@@ -158,42 +173,42 @@ def main(argv=None):
             results.append(row)
     sgemm_torch, sgemm_ours = sgemm_rates(timing)
 
-    print(f"Conv2D 3x3 + relu, batch {n}, float32; signcore im2col chunk(s): "
-          f"{', '.join(f'{c} KiB' for c in chunks)}; {env_note}")
+    print(f"Conv2D 3x3 + relu, batch {n}, float32; signcore variants: "
+          f"{', '.join(f'{kb} KiB chunks {mode}' for kb, mode in variants)}; {env_note}")
     print(common.machine_summary(args.threads))
     print(f"SGEMM 2048^3: signcore's OpenBLAS {sgemm_ours:.0f} GFLOP/s, torch.mm {sgemm_torch:.0f} "
           f"GFLOP/s\n")
 
+    keys = [f"{kb}K {mode}" for kb, mode in variants]
     headers = ["layer", "pass"]
-    for kb in chunks:
-        suffix = f" [{kb}K]" if len(chunks) > 1 else ""
+    for key in keys:
+        suffix = f" [{key}]" if len(keys) > 1 else ""
         headers += [f"signcore ms{suffix}", f"GFLOP/s{suffix}"]
     headers += ["torch ms", "torch CL ms", "torch GFLOP/s", "vs torch", "% SGEMM", "noise"]
     rows = []
     totals = {}
     for r in results:
-        best_kb = min(r["signcore_ms"], key=r["signcore_ms"].get)
-        ours = r["signcore_ms"][best_kb]
+        ours = min(r["signcore_ms"].values())
         theirs = min(r["torch_ms"], r["torch_cl_ms"])
         cells = [r["layer"], r["pass"]]
-        for kb in chunks:
-            ms = r["signcore_ms"][kb]
+        for key in keys:
+            ms = r["signcore_ms"][key]
             cells += [f"{ms:.1f}", f"{r['gflop'] / ms * 1e3:.0f}"]
         cells += [f"{r['torch_ms']:.1f}", f"{r['torch_cl_ms']:.1f}",
                   f"{r['gflop'] / theirs * 1e3:.0f}", f"{theirs / ours:.2f}",
                   f"{r['gflop'] / ours * 1e3 / sgemm_ours:.0%}", f"{r['noise']:.0%}"]
         rows.append(cells)
-        tot = totals.setdefault(r["pass"], {"gflop": 0.0, "ours": {kb: 0.0 for kb in chunks},
+        tot = totals.setdefault(r["pass"], {"gflop": 0.0, "ours": {key: 0.0 for key in keys},
                                             "torch": 0.0, "torch_cl": 0.0})
         tot["gflop"] += r["gflop"]
-        for kb in chunks:
-            tot["ours"][kb] += r["signcore_ms"][kb]
+        for key in keys:
+            tot["ours"][key] += r["signcore_ms"][key]
         tot["torch"] += r["torch_ms"]
         tot["torch_cl"] += r["torch_cl_ms"]
     for label, tot in totals.items():
         cells = ["all four layers", label]
-        for kb in chunks:
-            ms = tot["ours"][kb]
+        for key in keys:
+            ms = tot["ours"][key]
             cells += [f"{ms:.1f}", f"{tot['gflop'] / ms * 1e3:.0f}"]
         ours = min(tot["ours"].values())
         theirs = min(tot["torch"], tot["torch_cl"])

@@ -71,14 +71,42 @@ def test_cifar10_cnn_learns_real_cifar(shared_datasets, tmp_path):
     assert acc > 0.2, acc  # chance is 0.10
 
 
-# Known defect, found at the end of the first session: after Conv2D -> BatchNormalization ->
-# MaxPooling2D -> Conv2D, inference-mode predictions collapse to one class (training accuracy is
-# fine; a single such block is fine; evaluate's batch size does not matter). Strict: these must
-# start passing once it is fixed.
-CONV_INFERENCE_DEFECT = pytest.mark.xfail(strict=True, reason="Conv2D inference defect after a pooled BN block")
+# BatchNormalization's moving statistics start at mean 0 / variance 1 and move by 1% a step
+# (momentum 0.99), while the weights under them keep moving. For the first few hundred steps they
+# are far from the batch statistics, and inference-mode predictions collapse to one class, in Keras
+# and in PyTorch alike (measured on CK+48: chance-level evaluate for 2-5 epochs at batch 8, training
+# accuracy 0.9). These tests therefore train for enough steps (small batches), and
+# test_inference_after_pooled_bn_blocks_matches_torch pins the inference forward itself.
 
 
-@CONV_INFERENCE_DEFECT
+def test_inference_after_pooled_bn_blocks_matches_torch():
+    """After training, predict() on Conv2D -> BN -> MaxPool -> Conv2D -> BN -> MaxPool -> Dense equals a
+    PyTorch inference forward built from the model's own weights and moving statistics."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    from signcore.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 20, 20, 2)).astype(np.float32)
+    y = rng.integers(0, 5, 24)
+    signcore.utils.set_random_seed(0)
+    model = signcore.Sequential([signcore.Input((20, 20, 2)),
+                                 Conv2D(6, 3, padding="same", activation="relu"), BatchNormalization(), MaxPooling2D(2),
+                                 Conv2D(8, 3, padding="same", activation="relu"), BatchNormalization(), MaxPooling2D(2),
+                                 Flatten(), Dense(5)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    got = model.predict(x, batch_size=7, verbose=0)
+    w = [torch.tensor(a) for a in model.get_weights()]
+    h = torch.tensor(x).permute(0, 3, 1, 2)
+    for i in (0, 6):
+        h = F.relu(F.conv2d(h, w[i].permute(3, 2, 0, 1), w[i + 1], padding="same"))
+        h = F.batch_norm(h, w[i + 4], w[i + 5], w[i + 2], w[i + 3], training=False, eps=1e-3)
+        h = F.max_pool2d(h, 2)
+    want = h.permute(0, 2, 3, 1).reshape(len(x), -1) @ w[12] + w[13]
+    assert not np.allclose(model.get_weights()[4], 0)  # the moving statistics did move
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_emotion_cnn_learns_real_faces(shared_datasets, tmp_path):
     folder = extract(shared_datasets / "ckplus48.tar.gz", tmp_path / "ck")
     x, y = signcore.utils.image_dataset_from_directory(folder, image_size=(48, 48), color_mode="grayscale",
@@ -89,29 +117,28 @@ def test_emotion_cnn_learns_real_faces(shared_datasets, tmp_path):
     split = int(0.8 * n)
     signcore.utils.set_random_seed(0)
     model = applications.emotion_cnn(num_classes=int(y.max()) + 1)
-    model.compile(optimizer=signcore.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    # Small batches: BatchNormalization's moving statistics (momentum 0.99) need a few hundred steps
-    # before inference mode is meaningful, exactly as in Keras.
-    hist = model.fit(x[:split], y[:split], batch_size=8, epochs=4, verbose=0)
+    # The seed's Adam(1e-4); batch 4 gives the moving statistics ~1,000 steps (see above).
+    model.compile(optimizer=signcore.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    hist = model.fit(x[:split], y[:split], batch_size=4, epochs=5, verbose=0)
     assert hist.history["accuracy"][-1] > 0.6
     _, acc = model.evaluate(x[split:], y[split:], verbose=0)
     majority = np.bincount(y[split:]).max() / (n - split)
-    assert acc > majority + 0.1, (acc, majority)
+    assert acc > majority + 0.25, (acc, majority)
 
 
-@CONV_INFERENCE_DEFECT
 def test_asl_cnn_learns_real_hand_shapes(shared_datasets, tmp_path):
     letters = "abcdef"
     folder = extract(shared_datasets / "massey_asl.tar.gz", tmp_path / "asl",
                      members=lambda m: m.isfile() and m.name.split("/")[-2] in letters)
     root = next(p.parent for p in folder.rglob("*.jpeg"))
     gen = signcore.preprocessing.image.ImageDataGenerator(rescale=1 / 255, validation_split=0.25)
-    train = gen.flow_from_directory(root.parent, target_size=(64, 64), batch_size=16, subset="training", seed=1)
+    # Batch 4: ~400 steps, enough for BatchNormalization's moving statistics (see above).
+    train = gen.flow_from_directory(root.parent, target_size=(64, 64), batch_size=4, subset="training", seed=1)
     val = gen.flow_from_directory(root.parent, target_size=(64, 64), batch_size=16, subset="validation", shuffle=False)
     assert train.num_classes == len(letters)
     signcore.utils.set_random_seed(0)
     model = applications.asl_cnn(input_shape=(64, 64, 3), num_classes=len(letters))
-    model.compile(optimizer=signcore.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit(train, epochs=4, verbose=0)
+    model.compile(optimizer=signcore.optimizers.Adam(1e-4), loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(train, epochs=5, verbose=0)
     _, acc = model.evaluate(val, verbose=0)
     assert acc > 0.5, acc  # chance is 1/6

@@ -228,6 +228,10 @@ Output shape: (batch_size, top_pad + rows + bottom_pad, left_pad + cols + right_
         "Bytes of the im2col column buffer per chunk (process-wide).");
   m.def("_set_conv_chunk_bytes", [](std::size_t bytes) { Conv2D::set_chunk_bytes(bytes); },
         py::arg("bytes"), "Set the im2col chunk size in bytes (benchmarks and tuning).");
+  m.def("_conv_pipelined", [] { return Conv2D::pipelined(); },
+        "Whether Conv2D runs whole chunks per thread (see conv2d.cpp).");
+  m.def("_set_conv_pipelined", [](bool on) { Conv2D::set_pipelined(on); }, py::arg("on"),
+        "Switch Conv2D's pipelined threading on or off (process-wide; benchmarks and tuning).");
   m.def("_benchmark_layer",
         [](const LayerPtr& layer, const std::vector<std::size_t>& input_shape, std::size_t batch,
            std::size_t iters, bool backward, bool need_dx) {

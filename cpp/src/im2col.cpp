@@ -70,8 +70,8 @@ inline void valid_taps(Index iw0, Index dil, Index k, Index W, Index& lo, Index&
   if (hi < lo) hi = lo;
 }
 
-// Short runs (C or kw * C floats, often 3 to 100) are the whole work of both functions: plain
-// loops the compiler vectorises, inlined, are cheaper here than a memcpy call per run.
+// Short runs (C or kw * C floats, often 3 to 100) are the whole work of both functions; plain
+// loops over restrict pointers, which the compiler vectorises (or turns into memcpy / memset).
 inline void copy_run(float* __restrict d, const float* __restrict s, Index n) {
   for (Index i = 0; i < n; ++i) d[i] = s[i];
 }

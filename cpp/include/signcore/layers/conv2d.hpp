@@ -48,10 +48,16 @@ class Conv2D : public Layer {
   // in chunks of whole output lines that fit. Process-wide; for tuning and benchmarks.
   static void set_chunk_bytes(std::size_t bytes);
   static std::size_t chunk_bytes();
+  // Pipelined threading (on by default; see conv2d.cpp): each thread runs whole chunks with a
+  // single-threaded sgemm, instead of all threads taking turns on every step. Process-wide.
+  static void set_pipelined(bool on);
+  static bool pipelined();
 
  private:
   // Output lines per chunk for the current geometry (whole samples when at least one fits).
   std::size_t chunk_lines() const;
+  void backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
+                          std::size_t parts, std::size_t step, std::size_t chunks);
 
   std::size_t filters_;
   std::array<std::size_t, 2> kernel_size_, strides_, dilation_;
@@ -67,7 +73,8 @@ class Conv2D : public Layer {
   const Tensor* x_ = nullptr;
   const Tensor* y_ = nullptr;
   Tensor z_;                    // (N, OH, OW, F), only for gelu / swish
-  std::vector<float> db_part_;  // per-thread partial bias gradients
+  std::vector<float> db_part_;  // per-thread partial bias gradients (parts, F)
+  std::vector<float> dW_part_;  // per-thread partial kernel gradients (parts, K, F), pipelined only
   // The column buffers are per-thread scratch shared by all Conv2D layers (conv2d.cpp).
 };
 
