@@ -83,3 +83,19 @@ def test_num_threads_rejects_non_positive(restore_threads):
         signcore.set_num_threads(-2)
     # A rejected call changes nothing.
     assert signcore.get_num_threads() == before
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_import_makes_openmp_threads_sleep_unless_the_user_chose(preset, expected):
+    """signcore sets OMP_WAIT_POLICY=PASSIVE before libgomp loads (spinning OpenMP threads starve
+    OpenBLAS's on small machines); a value the user set is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import signcore, os; print(signcore.show_config(print_out=False)['omp_wait_policy'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected

@@ -615,8 +615,8 @@ def test_constructor_errors():
         layers.SimpleRNN(3, activation="nope")
     with pytest.raises(ValueError, match="initializer"):
         layers.LSTM(3, recurrent_initializer="nope")
-    with pytest.raises(NotImplementedError, match="return_state"):
-        layers.LSTM(3, return_state=True)
+    with pytest.raises(TypeError, match="return_state.*must be a boolean"):
+        layers.LSTM(3, return_state="yes please")
     with pytest.raises(NotImplementedError, match="stateful"):
         layers.GRU(3, stateful=True)
     with pytest.raises(ValueError, match="use_cudnn"):

@@ -73,10 +73,7 @@ RecurrentOptions common_options(const CommonArgs& a, const char* cls) {
   o.dropout = rate_arg(a.dropout, "dropout", cls);
   o.recurrent_dropout = rate_arg(a.recurrent_dropout, "recurrent_dropout", cls);
   o.return_sequences = bool_arg(a.return_sequences, "return_sequences", cls);
-  if (bool_arg(a.return_state, "return_state", cls))
-    not_implemented(std::string(cls) + ": return_state=True is not supported: it makes the layer "
-                    "return several tensors, and signcore layers have a single output. Received: "
-                    "return_state=True");
+  o.return_state = bool_arg(a.return_state, "return_state", cls);
   o.go_backwards = bool_arg(a.go_backwards, "go_backwards", cls);
   if (bool_arg(a.stateful, "stateful", cls))
     not_implemented(std::string(cls) + ": stateful=True is not supported (the state is reset to "
@@ -131,7 +128,9 @@ void bind_layers_recurrent(py::module_& m) {
       .def_property_readonly("recurrent_dropout",
                              [](const Recurrent& l) { return l.options().recurrent_dropout; })
       .def_property_readonly("return_sequences", &Recurrent::return_sequences)
-      .def_property_readonly("return_state", [](const Recurrent&) { return false; })
+      .def_property_readonly("return_state", &Recurrent::return_state)
+      .def_property_readonly("state_count", &Recurrent::state_count,
+                             "How many states a return_state call returns (LSTM 2: h, c; else 1).")
       .def_property_readonly("go_backwards", &Recurrent::go_backwards)
       .def_property_readonly("stateful", [](const Recurrent&) { return false; })
       .def_property_readonly("unroll", [](const Recurrent& l) { return l.options().unroll; })
@@ -162,7 +161,8 @@ Args:
     recurrent_dropout: Fraction of the recurrent state to drop (training only), in [0, 1).
     return_sequences: Return the full sequence (batch, timesteps, units) instead of the last
         output (batch, units). The sequence mask, if any, is then passed on.
-    return_state: Must be False (a layer has one output in signcore).
+    return_state: Whether the functional call also returns the final state(s): `[output, h]`, or
+        `[output, h, c]` for LSTM (functional models only).
     go_backwards: Process the sequence backwards (and return the reversed sequence).
     stateful: Must be False.
     unroll: Accepted for compatibility; ignored.
@@ -237,7 +237,8 @@ Args:
         recurrent_dropout > 0 each gate gets its own masks (Keras's implementation 1).
     seed: Seed of the layer's own random engine for the dropout masks.
     return_sequences: Return the full sequence instead of the last output.
-    return_state: Must be False. go_backwards: Process the sequence backwards.
+    return_state: Also return the final state(s) (functional call). go_backwards: Process the
+    sequence backwards.
     stateful: Must be False. unroll: Ignored. use_cudnn: "auto" or False (no cuDNN on CPU).
     zero_output_for_mask: With return_sequences, masked steps output zeros.
 
@@ -372,6 +373,14 @@ Input shape: (batch, timesteps, features). Output shape: (batch, units) or (batc
       .def_property_readonly("reset_after", [](const GRU& l) { return l.options().reset_after; })
       .def_static("from_config", [](const py::dict& c) { return layer_from_config("GRU", py_to_json(c)); });
 
+  // ----- RecurrentState (internal: made by the functional call of a return_state layer) ----------------
+  py::class_<RecurrentState, Layer, std::shared_ptr<RecurrentState>>(
+      m, "_RecurrentState",
+      "Final state `index` (0: h, 1: LSTM's c) of the return_state recurrent layer whose output it is\n"
+      "called on. Made by `LSTM(..., return_state=True)(x)`; not for direct use.")
+      .def(py::init<long long, std::string>(), py::arg("index"), py::arg("name") = "")
+      .def_property_readonly("index", &RecurrentState::index);
+
   // ----- Masking ------------------------------------------------------------------------------------------
   py::class_<Masking, Layer, std::shared_ptr<Masking>>(m, "Masking", R"doc(
 Masks a sequence by using a mask value to skip timesteps.
@@ -446,8 +455,6 @@ Input shape: (batch, timesteps, features). Output shape: (batch, [timesteps,] 2 
              };
              LayerPtr l = as_layer(layer, "layer");
              if (!l) fail<ValueError>("Bidirectional needs a layer. Received: layer=None");
-             if (py::isinstance<Recurrent>(layer) && layer.attr("return_state").cast<bool>())
-               not_implemented("Bidirectional: return_state=True is not supported");
              auto bl = std::make_shared<Bidirectional>(l, merge_mode.cast<std::string>(),
                                                        as_layer(backward_layer, "backward_layer"), b.name);
              if (!b.input_shape) b.input_shape = bl->input_shape_hint;  // from the wrapped layer

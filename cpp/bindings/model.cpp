@@ -185,7 +185,8 @@ void bind_model(py::module_& m) {
       .def_property_readonly("output_shape", &Model::output_shape)
       .def_property_readonly("layers", [](const Model& self) {
         std::vector<LayerPtr> layers;
-        for (const auto& n : self.nodes()) layers.push_back(n.layer);
+        for (const auto& n : self.nodes())
+          if (!n.layer->internal()) layers.push_back(n.layer);
         return layers;
       })
       .def("compile", &Model::compile, py::arg("optimizer"), py::arg("loss"), py::arg("metrics"),

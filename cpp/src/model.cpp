@@ -51,6 +51,9 @@ int Model::add_node(LayerPtr layer, std::vector<int> inputs, int mask) {
     const bool ok = mask >= 0 ? mask < n : (-1 - mask) < static_cast<int>(inputs_.size());
     if (!ok) fail<ValueError>("layer '", layer->name(), "' is given an unknown mask tensor ", mask);
   }
+  std::vector<LayerPtr> sources;
+  for (int ref : inputs) sources.push_back(ref >= 0 ? nodes_[ref].layer : nullptr);
+  layer->connect(sources);
   nodes_.push_back(Node{std::move(layer), std::move(inputs), mask});
   output_ = n;
   return n;
@@ -576,12 +579,15 @@ std::string Model::summary(std::size_t line_length) const {
   os << "Model: \"" << name_ << "\"\n" << std::string(line_length, '_') << '\n';
   row("Layer (type)", "Output Shape", "Param #");
   os << std::string(line_length, '=') << '\n';
-  for (std::size_t i = 0; i < nodes_.size(); ++i) {
-    const auto& layer = *nodes_[i].layer;
+  std::vector<const Layer*> shown;
+  for (const auto& node : nodes_)
+    if (!node.layer->internal()) shown.push_back(node.layer.get());
+  for (std::size_t i = 0; i < shown.size(); ++i) {
+    const Layer& layer = *shown[i];
     std::size_t count = 0;
     for (auto id : params_.indices_of(&layer)) count += params_.weights()[id].size;
-    row(layer.name() + " (" + layer.class_name() + ")", shape_str(layer.output_shape()), std::to_string(count));
-    os << std::string(line_length, i + 1 == nodes_.size() ? '=' : '_') << '\n';
+    row(layer.name() + " (" + layer.class_name() + ")", layer.summary_shape(), std::to_string(count));
+    os << std::string(line_length, i + 1 == shown.size() ? '=' : '_') << '\n';
   }
   // Totals as Keras 3 counts them: once the optimiser is built its variables join the total.
   const std::size_t trainable = params_.count(true), frozen = params_.count(false);

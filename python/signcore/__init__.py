@@ -16,6 +16,12 @@ _dev_build = _os.environ.get("SIGNCORE_DEV_BUILD")
 if _dev_build:
     __path__.insert(0, _dev_build)  # noqa: F821 (package __path__)
 
+# libgomp's threads spin for a while after every parallel loop unless told otherwise. signcore's
+# loops alternate with OpenBLAS's own threads, and on a small machine each spinning pool starves the
+# other: one 48x48 prediction on 2 busy cores took 10-16 ms spinning, 1 ms passive. libgomp reads the
+# variable once, when the extension loads it, so it is set here (a user's own value wins).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from . import _core  # noqa: E402
 from . import (activations, backend, callbacks, datasets, initializers, layers,  # noqa: E402
                losses, metrics, models, optimizers, preprocessing, saving, utils, video)

@@ -1,4 +1,5 @@
 """Build and runtime configuration: what signcore was compiled with and what it runs on."""
+import os
 import platform
 import sys
 
@@ -20,7 +21,7 @@ def show_config(print_out=True):
 
     Returns:
         A dict with the keys `"signcore"`, `"blas"`, `"blas_library"`, `"num_threads"`,
-        `"opencv"`, `"compile_flags"`, `"python"`, `"numpy"` and `"platform"`.
+        `"omp_wait_policy"`, `"opencv"`, `"compile_flags"`, `"python"`, `"numpy"` and `"platform"`.
 
     Example:
 
@@ -39,6 +40,7 @@ def show_config(print_out=True):
         "blas": build.get("blas", "unknown"),
         "blas_library": build.get("blas_library", "unknown"),
         "num_threads": int(_core.get_num_threads()),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
         "opencv": build.get("opencv", "unknown"),
         "compile_flags": build.get("compile_flags", "unknown"),
         "python": f"{platform.python_version()} ({sys.executable})",
@@ -51,6 +53,7 @@ def show_config(print_out=True):
             "blas": "BLAS",
             "blas_library": "BLAS library",
             "num_threads": "threads",
+            "omp_wait_policy": "OMP_WAIT_POLICY",
             "opencv": "OpenCV",
             "compile_flags": "compiled with",
             "python": "Python",

@@ -84,7 +84,15 @@ def _call_layer(layer, inputs, mask=None, training=None, **kwargs):
     if mask is not None and mask.ndim != 2:
         raise ValueError(f"mask must have shape (batch, timesteps). Received: a tensor of shape {mask.shape}")
     shape = _core.layer_output_shape(layer, [list(x.shape[1:]) for x in xs])
-    return KerasTensor(shape, "float32", layer.name, history=(layer, xs, mask))
+    output = KerasTensor(shape, "float32", layer.name, history=(layer, xs, mask))
+    if not getattr(layer, "return_state", False):
+        return output
+    # [output, h] or [output, h, c]: each state is a node of its own reading the layer's state.
+    states = []
+    for k, which in zip(range(layer.state_count), ("h", "c")):
+        node = _core._RecurrentState(k, _core.unique_name(f"{layer.name}_state_{which}"))
+        states.append(KerasTensor((layer.units,), "float32", node.name, history=(node, [output], None)))
+    return [output] + states
 
 
 _core.Layer.__call__ = _call_layer

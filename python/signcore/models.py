@@ -189,6 +189,19 @@ class Model:
         raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self._layers]}.")
 
     @property
+    def input_shape(self):
+        """The input shape with the batch axis, `(None, ...)`; a list of them for several inputs."""
+        self._require_built("input shape")
+        shapes = [(None,) + tuple(s) for s in self._core.input_shapes]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        """The output shape with the batch axis, `(None, ...)`."""
+        self._require_built("output shape")
+        return (None,) + tuple(self._core.output_shape)
+
+    @property
     def optimizer(self):
         return self._core.optimizer
 
@@ -626,6 +639,9 @@ class Sequential(Model):
                             f"of type {type(layer).__name__}")
         if any(existing is layer for existing in self._layers):
             raise ValueError(f"Layer '{layer.name}' is already in model '{self.name}'")
+        if getattr(layer, "return_state", False):
+            raise ValueError(f"Layer '{layer.name}' has return_state=True: it returns several tensors, "
+                             "which only the functional API can take apart (Input, layer calls, Model).")
         names = {l.name for l in self._layers}
         if layer.name in names:
             raise ValueError(f"All layers added to a Sequential model should have unique names. "

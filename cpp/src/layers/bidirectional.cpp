@@ -55,6 +55,10 @@ Bidirectional::Bidirectional(const LayerPtr& layer, const std::string& merge_mod
                              const LayerPtr& backward_layer, std::string name)
     : Layer("bidirectional"), merge_(parse_merge(merge_mode)) {
   const auto tmpl = as_recurrent(layer, "layer");
+  for (const LayerPtr& l : {layer, backward_layer})
+    if (l && std::static_pointer_cast<Recurrent>(l)->return_state())
+      fail<ValueError>("Bidirectional does not support wrapped layers with return_state=True in "
+                       "signcore yet. Received: layer '", l->name(), "' with return_state=True");
   if (backward_layer) {
     backward_ = as_recurrent(backward_layer, "backward_layer");
     if (backward_->built())

@@ -38,6 +38,8 @@ Shape Layer::compute_output_shape(const std::vector<Shape>& input_shapes) {
   return out;
 }
 
+std::string Layer::summary_shape() const { return shape_str(output_shape_); }
+
 void Layer::reset_build() {
   params_ = nullptr;
   weight_ids_.clear();

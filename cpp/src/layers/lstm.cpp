@@ -99,6 +99,7 @@ void LSTM::run_backward(const Tensor& dy) {
                       !activation_backward_uses_output(rec_act_);
   const bool keep_c = !activation_backward_uses_output(act_);
   dc_.assign(N * U, 0.f);
+  take_state_grad(1, dc_);
   dtc_.resize(U);
   for (std::size_t s = T; s-- > 0;) {
     const std::size_t t = time_of(s);
@@ -146,6 +147,10 @@ void LSTM::run_backward(const Tensor& dy) {
     }
   }
   recurrent_weight_grad(hprev_, dz_.data(), 0, G4);
+}
+
+const std::vector<float>& LSTM::final_state(std::size_t k) const {
+  return k == 1 ? c_ : Recurrent::final_state(k);
 }
 
 SIGNCORE_REGISTER_LAYER(LSTM);

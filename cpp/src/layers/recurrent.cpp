@@ -80,9 +80,7 @@ RecurrentOptions recurrent_options_from_config(const json& c, const char* cls) {
     o.unroll = flag("unroll", false);
     o.implementation = c.value("implementation", 2);
     o.name = c.value("name", std::string());
-    if (flag("return_state", false))
-      fail<ValueError>(cls, ": return_state=True is not supported (signcore layers have one output). "
-                       "Received: ", c.dump());
+    o.return_state = flag("return_state", false);
     if (flag("stateful", false))
       fail<ValueError>(cls, ": stateful=True is not supported. Received: ", c.dump());
   } catch (const json::exception& e) {
@@ -103,7 +101,7 @@ json Recurrent::get_config() const {
   c["recurrent_dropout"] = opt_.recurrent_dropout;
   c["seed"] = opt_.seed ? json(*opt_.seed) : json(nullptr);
   c["return_sequences"] = opt_.return_sequences;
-  c["return_state"] = false;
+  c["return_state"] = opt_.return_state;
   c["go_backwards"] = opt_.go_backwards;
   c["stateful"] = false;
   c["unroll"] = opt_.unroll;
@@ -224,6 +222,7 @@ void Recurrent::forward(const std::vector<const Tensor*>& inputs, Tensor& y, con
     }
 
   draw_masks(ctx);
+  dstate_.assign(state_count(), {});
   const std::size_t GU = gates_ * U;
   z_.resize(N * T * GU);
   hprev_.resize(N * T * U);
@@ -396,6 +395,33 @@ void Recurrent::write_last_output(Tensor& y) const {
   }
 }
 
+const std::vector<float>& Recurrent::final_state(std::size_t k) const {
+  if (k != 0) fail<ValueError>("Layer '", name_, "' (", class_name(), ") has 1 state. Received: index=", k);
+  return h_;
+}
+
+void Recurrent::add_state_grad(std::size_t k, const float* d) {
+  if (k >= dstate_.size())
+    fail<StateError>("Layer '", name_, "' (", class_name(), "): state gradient ", k, " before forward");
+  auto& g = dstate_[k];
+  if (g.empty()) g.assign(N_ * units_, 0.f);
+  for (std::size_t i = 0; i < g.size(); ++i) g[i] += d[i];
+}
+
+void Recurrent::take_state_grad(std::size_t k, std::vector<float>& d) {
+  if (k >= dstate_.size() || dstate_[k].empty()) return;
+  for (std::size_t i = 0; i < d.size(); ++i) d[i] += dstate_[k][i];
+  dstate_[k].clear();
+}
+
+std::string Recurrent::summary_shape() const {
+  if (!opt_.return_state) return Layer::summary_shape();
+  const std::string state = shape_str({units_});
+  std::string s = "[" + shape_str(output_shape_);
+  for (std::size_t k = 0; k < state_count(); ++k) s += ", " + state;
+  return s + "]";
+}
+
 void Recurrent::zero_time_rows(std::vector<float>& b, std::size_t t, std::size_t width) {
   for (std::size_t n = 0; n < N_; ++n) std::fill_n(b.data() + (n * T_ + t) * width, width, 0.f);
 }
@@ -431,6 +457,7 @@ void Recurrent::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) 
   }
   dz_.resize(N * T * gates_ * U);
   dh_.assign(N * U, 0.f);
+  take_state_grad(0, dh_);
   run_backward(dy);
   input_gradients(dx);
 }
@@ -503,5 +530,72 @@ void Recurrent::input_gradients(Tensor* dx) {
     }
   }
 }
+
+// ----- RecurrentState -------------------------------------------------------------------------------
+
+RecurrentState::RecurrentState(long long index, std::string name)
+    : Layer(std::string()), index_(static_cast<std::size_t>(std::max(0LL, index))) {
+  if (index < 0 || index > 1)
+    fail<ValueError>("RecurrentState: the state index must be 0 (h) or 1 (LSTM's c). Received: index=", index);
+  name_ = name.empty() ? unique_name("recurrent_state") : std::move(name);
+}
+
+LayerPtr RecurrentState::from_config(const json& c) {
+  try {
+    return std::make_shared<RecurrentState>(c.at("index").get<long long>(), c.value("name", std::string()));
+  } catch (const json::exception& e) {
+    fail<ValueError>("Invalid RecurrentState config (", e.what(), "). Received: ", c.dump());
+  }
+}
+
+json RecurrentState::get_config() const {
+  json c = Layer::get_config();
+  c["index"] = index_;
+  return c;
+}
+
+void RecurrentState::connect(const std::vector<LayerPtr>& input_layers) {
+  auto src = input_layers.size() == 1 ? std::dynamic_pointer_cast<Recurrent>(input_layers[0]) : nullptr;
+  if (!src || !src->return_state())
+    fail<ValueError>("RecurrentState '", name_, "' must follow a SimpleRNN, LSTM or GRU layer with "
+                     "return_state=True. Received: ",
+                     input_layers.size() == 1 && input_layers[0]
+                         ? "layer '" + input_layers[0]->name() + "' (" + input_layers[0]->class_name() + ")"
+                         : std::to_string(input_layers.size()) + " input(s)");
+  if (index_ >= src->state_count())
+    fail<ValueError>("Layer '", src->name(), "' (", src->class_name(), ") has ", src->state_count(),
+                     " state(s). Received: index=", index_);
+  source_ = std::move(src);
+}
+
+// (source output) -> (U,)
+Shape RecurrentState::build(const std::vector<Shape>& input_shapes, Parameters& params) {
+  expect_inputs(input_shapes, 1);
+  if (!source_)
+    fail<ValueError>("RecurrentState '", name_, "' is not connected to a recurrent layer (use it "
+                     "through the functional call of a layer with return_state=True)");
+  return {source_->units()};
+}
+
+void RecurrentState::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context&) {
+  x_ = inputs[0];
+  const std::vector<float>& h = source_->final_state(index_);
+  const std::size_t N = x_->shape()[0], U = source_->units();
+  ensure_shape(y, {N, U});
+  if (h.size() != N * U)
+    fail<StateError>("RecurrentState '", name_, "': layer '", source_->name(), "' has not run on this batch");
+  std::copy(h.begin(), h.end(), y.begin());
+}
+
+void RecurrentState::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+  if (!x_) fail<StateError>("Layer '", name_, "' (RecurrentState): backward called before forward");
+  source_->add_state_grad(index_, dy.data());
+  if (!dinputs.empty() && dinputs[0]) {
+    ensure_shape(*dinputs[0], shape_of(*x_));
+    std::fill(dinputs[0]->begin(), dinputs[0]->end(), 0.f);
+  }
+}
+
+SIGNCORE_REGISTER_LAYER(RecurrentState);
 
 }  // namespace signcore

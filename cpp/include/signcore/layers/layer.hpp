@@ -75,6 +75,15 @@ class Layer {
   // The arguments that rebuild this layer (Keras get_config keys). Base adds name and trainable.
   virtual json get_config() const;
 
+  // Graph hooks. connect() is called by Model::add_node with the layers that produce this node's
+  // inputs (null for model inputs), before build: a layer that reads another layer's state (the
+  // states of a return_state recurrent layer) finds it there. An internal layer is part of another
+  // layer's call (summary() and Model.layers leave it out). summary_shape() is the "Output Shape"
+  // column (a list of shapes for a layer with several outputs).
+  virtual void connect(const std::vector<std::shared_ptr<Layer>>& input_layers) {}
+  virtual bool internal() const { return false; }
+  virtual std::string summary_shape() const;
+
   // Keras's `input_shape=` argument on a first layer (per sample, no batch axis).
   std::optional<Shape> input_shape_hint;
 

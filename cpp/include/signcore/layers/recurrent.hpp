@@ -49,6 +49,7 @@ struct RecurrentOptions {
   double recurrent_dropout = 0.0;
   std::optional<std::uint64_t> seed;  // dropout masks from the layer's own engine
   bool return_sequences = false;
+  bool return_state = false;  // the functional call also returns the final state(s)
   bool go_backwards = false;
   bool zero_output_for_mask = false;
   bool unroll = false;     // accepted for Keras compatibility; the loop is never unrolled
@@ -57,7 +58,7 @@ struct RecurrentOptions {
 };
 
 // Reads the keys written by Recurrent::get_config (and Keras's) into options; ValueError naming
-// `cls` for a malformed config, or for return_state / stateful set to true.
+// `cls` for a malformed config, or for stateful set to true.
 RecurrentOptions recurrent_options_from_config(const json& config, const char* cls);
 
 // The initialiser LSTM declares its bias with when unit_forget_bias is set: Keras's
@@ -83,6 +84,15 @@ class Recurrent : public Layer {
   ActivationKind recurrent_activation() const { return rec_act_; }
   // Bidirectional forces zero_output_for_mask = return_sequences on the layers it wraps (Keras).
   void set_zero_output_for_mask(bool v) { opt_.zero_output_for_mask = v; }
+
+  // return_state: the states after the last step (h; LSTM: h then c), each (N, U), read by the
+  // RecurrentState nodes that follow this layer's node. Their gradients are handed back with
+  // add_state_grad before this layer's backward (which runs after theirs) and seed the reverse loop.
+  bool return_state() const { return opt_.return_state; }
+  virtual std::size_t state_count() const { return 1; }
+  virtual const std::vector<float>& final_state(std::size_t k) const;
+  void add_state_grad(std::size_t k, const float* d);
+  std::string summary_shape() const override;
 
  protected:
   // Validates `o` (ValueError naming the value). `gates` is G; `prefix` the automatic name.
@@ -134,6 +144,8 @@ class Recurrent : public Layer {
   void write_last_output(Tensor& y) const;
   // dh_ += the output gradient that reaches the state after step s (time t).
   void add_output_grad(const Tensor& dy, std::size_t s, std::size_t t);
+  // Adds the gradient handed back for state k (if any) into d (N, U), and forgets it.
+  void take_state_grad(std::size_t k, std::vector<float>& d);
   // Fills rows (n, t) of an (N, T, width) buffer with zeros for every n.
   void zero_time_rows(std::vector<float>& b, std::size_t t, std::size_t width);
   bool trainable_weight(std::size_t id) const { return params_->weights()[id].trainable; }
@@ -171,6 +183,7 @@ class Recurrent : public Layer {
   std::vector<float> h_, dh_;  // (N, U) the running state and its gradient
   std::vector<float> hd_, tmp_;        // (N, U) scratch
   std::vector<float> xd_;              // (N, T, F) scratch: dropped-out inputs / states
+  std::vector<std::vector<float>> dstate_;  // (state_count, N, U) gradients of the final states
 
  private:
   void draw_masks(const Context& ctx);
@@ -208,6 +221,10 @@ class LSTM : public Recurrent {
   void run_backward(const Tensor& dy) override;
   void add_bias(Parameters& params) override;
 
+ public:
+  std::size_t state_count() const override { return 2; }
+  const std::vector<float>& final_state(std::size_t k) const override;
+
  private:
   std::vector<float> a_;       // (N, T, 4U) gate activations (or in z_)
   std::vector<float> cprev_;   // (N, T, U) carry entering each step
@@ -240,6 +257,31 @@ class GRU : public Recurrent {
   std::vector<float> r_;     // (N, 3U) the step's recurrent projection
   std::vector<float> dzr_;   // (N, T, 3U) reset_after: gradient of the recurrent projection
   std::vector<float> direct_;  // (N, U) dL/dh_{t-1} through z * h_{t-1}
+};
+
+// One final state of a return_state recurrent layer, as its own graph node: the functional call
+//   output, state_h, state_c = LSTM(units, return_state=True)(x)
+// adds the LSTM's node and one RecurrentState node per state, each reading the LSTM's output
+// (for the graph order only) and copying state k, (N, U). Backward hands dL/dstate back to the
+// recurrent layer and gives its output a zero gradient. Internal: summary() shows the recurrent
+// layer's row with all its output shapes instead.
+class RecurrentState : public Layer {
+ public:
+  explicit RecurrentState(long long index, std::string name = "");
+  static LayerPtr from_config(const json& config);
+  std::string class_name() const override { return "RecurrentState"; }
+  bool internal() const override { return true; }
+  void connect(const std::vector<LayerPtr>& input_layers) override;
+  Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
+  void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
+  json get_config() const override;
+  std::size_t index() const { return index_; }
+
+ private:
+  std::size_t index_;
+  std::shared_ptr<Recurrent> source_;
+  const Tensor* x_ = nullptr;  // the source's output (only its shape is used)
 };
 
 }  // namespace signcore

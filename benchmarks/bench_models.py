@@ -1,0 +1,283 @@
+"""The three reference image models end to end, signcore vs PyTorch: training step, inference
+throughput, single-image predict latency and peak memory, next to the large-SGEMM rate of the same
+machine measured in the same run.
+
+Models (from `signcore.applications`, the same architecture rebuilt in torch.nn layer by layer):
+    cifar10   seed 001's CIFAR-10 CNN, 32x32x3, batch 128, SGD(0.01)
+    asl       seed 002's ASL CNN with BatchNormalization, 128x128x3, batch 16 (the seed's), Adam(1e-4)
+    emotion   the emotion CNN (Conv/BN/MaxPool/Dropout blocks), 48x48x1, batch 64, Adam(1e-4)
+
+    python benchmarks/bench_models.py [--threads N] [--models cifar10,asl,emotion] [--json FILE]
+
+Rows:
+    train step   signcore `model.train_on_batch(x, y)`; PyTorch `zero_grad`, forward, loss, backward,
+                 step (cross-entropy on the logits, PyTorch's fastest path)
+    inference    signcore `model.predict_on_batch(x)`; PyTorch forward in eval mode under
+                 `torch.inference_mode()`; same batch
+    latency      the same for one image, in ms (lower is better)
+    peak memory  each library in a fresh child process that imports only itself: the resident-set
+                 high-water mark over 5 training steps minus the resident set just before the model
+                 is built (weights, optimiser state, activations, scratch), in MB
+
+PyTorch runs in whichever memory format is faster for that row (NCHW or channels_last); the table
+says which. "% SGEMM" is signcore's training FLOP rate (2*M*K*F per GEMM-shaped product: forward,
+dW and dx, no dx for the first layer) over the 2048^3 SGEMM rate of the same OpenBLAS.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import common
+
+MODELS = {  # name: (builder, input shape, classes, batch, optimiser)
+    "cifar10": ("cifar10_cnn", (32, 32, 3), 10, 128, ("SGD", 0.01)),
+    "asl": ("asl_cnn", (128, 128, 3), 24, 16, ("Adam", 1e-4)),
+    "emotion": ("emotion_cnn", (48, 48, 1), 7, 64, ("Adam", 1e-4)),
+}
+
+
+def parse_args(argv=None):
+    parser = common.add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated subset of: " + ", ".join(MODELS))
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--child", nargs=2, metavar=("LIBRARY", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
+    return args
+
+
+def signcore_model(name, quick):
+    import signcore
+    from signcore import applications
+
+    builder, shape, classes, batch, (opt, lr) = MODELS[name]
+    if quick:
+        shape, batch = (shape[0] // 2, shape[1] // 2, shape[2]), 4
+    signcore.utils.set_random_seed(0)
+    model = getattr(applications, builder)(input_shape=shape, num_classes=classes)
+    model.compile(optimizer=getattr(signcore.optimizers, opt)(lr), loss="sparse_categorical_crossentropy")
+    return model, shape, classes, batch
+
+
+def torch_model(model):
+    """The same architecture in torch.nn, from the signcore model's layers (NCHW; softmax dropped
+    from the end: PyTorch's loss takes logits)."""
+    import torch.nn as nn
+
+    acts = {"relu": nn.ReLU, "softmax": lambda: nn.Softmax(dim=1), "linear": None}
+    mods, channels, features = [], model.input_shape[-1], None
+    for layer in model.layers:
+        c, kind = layer.get_config(), type(layer).__name__
+        if kind == "Conv2D":
+            k, s = tuple(c["kernel_size"]), tuple(c["strides"])
+            mods.append(nn.Conv2d(channels, c["filters"], k, s, padding=c["padding"]))
+            channels = c["filters"]
+        elif kind == "Dense":
+            mods.append(nn.Linear(features, c["units"]))
+            features = c["units"]
+        elif kind == "BatchNormalization":
+            mods.append(nn.BatchNorm2d(channels, eps=c["epsilon"], momentum=1 - c["momentum"]))
+        elif kind == "MaxPooling2D":
+            mods.append(nn.MaxPool2d(tuple(c["pool_size"]), tuple(c["strides"])))
+        elif kind == "Dropout":
+            mods.append(nn.Dropout(c["rate"]))
+        elif kind == "Flatten":
+            mods.append(nn.Flatten())
+            features = int(__import__("numpy").prod(layer.output_shape[1:]))
+        elif kind == "Activation":
+            pass
+        else:
+            raise ValueError(f"bench_models cannot translate a {kind} layer")
+        act = c.get("activation")
+        if act and acts.get(act):
+            mods.append(acts[act]())
+    if isinstance(mods[-1], nn.Softmax):
+        mods.pop()
+    return nn.Sequential(*mods)
+
+
+def training_flops(model, batch):
+    """FLOPs of one training step's GEMM-shaped products (forward, dW, dx except the first layer)."""
+    import numpy as np
+
+    total, first, prev = 0, True, model.input_shape[1:]
+    for layer in model.layers:
+        c, kind = layer.get_config(), type(layer).__name__
+        out = layer.output_shape[1:]
+        if kind == "Conv2D":
+            macs = np.prod(out) * c["kernel_size"][0] * c["kernel_size"][1] * prev[-1]
+        elif kind == "Dense":
+            macs = prev[-1] * out[-1]
+        else:
+            macs = 0
+        if macs:
+            total += 2 * batch * macs * (2 if first else 3)
+            first = False
+        prev = out
+    return int(total)
+
+
+def child(library, name, quick):
+    """Peak memory of 5 training steps in this (fresh) process; prints one JSON line."""
+    import numpy as np
+
+    def rss_mb(field):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1]) / 1024
+
+    if library == "signcore":
+        import signcore  # noqa: F401  (loaded before the baseline)
+    else:
+        import torch
+    builder, shape, classes, batch, (opt, lr) = MODELS[name]
+    if quick:
+        shape, batch = (shape[0] // 2, shape[1] // 2, shape[2]), 4
+    rng = np.random.default_rng(0)
+    x = rng.random((batch,) + shape, dtype=np.float32)
+    y = rng.integers(0, classes, batch)
+    base = rss_mb("VmRSS")
+    if library == "signcore":
+        model, *_ = signcore_model(name, quick)
+        for _ in range(5):
+            model.train_on_batch(x, y)
+    else:
+        reference = signcore_model(name, quick)[0]  # the architecture to copy, before the baseline
+        base = rss_mb("VmRSS")
+        model = torch_model(reference)
+        optim = getattr(torch.optim, opt)(model.parameters(), lr=lr)
+        xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+        yt = torch.from_numpy(y)
+        for _ in range(5):
+            optim.zero_grad()
+            torch.nn.functional.cross_entropy(model(xt), yt).backward()
+            optim.step()
+    print(json.dumps({"peak_mb": rss_mb("VmHWM") - base}))
+
+
+def peak_memory(library, name, threads, quick):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    cmd = [sys.executable, __file__, "--child", library, name, "--threads", str(threads)]
+    if quick:
+        cmd.append("--quick")
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+def bench_model(name, args, timing):
+    import numpy as np
+    import torch
+
+    model, shape, classes, batch = signcore_model(name, args.quick)
+    rng = np.random.default_rng(0)
+    x = rng.random((batch,) + shape, dtype=np.float32)
+    y = rng.integers(0, classes, batch)
+    x1 = x[:1].copy()
+    tmodel = torch_model(model)
+    opt, lr = MODELS[name][4]
+    optim = getattr(torch.optim, opt)(tmodel.parameters(), lr=lr)
+    yt = torch.from_numpy(y)
+    res = {"model": name, "batch": batch, "shape": shape}
+
+    def torch_variants():
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            m = tmodel.to(memory_format=fmt)
+            xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+            xt1 = torch.from_numpy(x1).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+            yield ("NCHW" if fmt is torch.contiguous_format else "CL"), m, xt, xt1
+
+    # train step
+    ours = common.measure(lambda: model.train_on_batch(x, y), **timing)
+    # Both layouts train the same module; each is measured right after switching to it.
+    tt = {}
+    for fmt, m, xt, _ in torch_variants():
+        m.train()
+        def step(m=m, xt=xt):
+            optim.zero_grad()
+            torch.nn.functional.cross_entropy(m(xt), yt).backward()
+            optim.step()
+        tt[fmt] = common.measure(step, **timing)
+    fmt = min(tt, key=lambda k: tt[k].median)
+    res["train"] = {"signcore": ours.median, "torch": tt[fmt].median, "torch_format": fmt,
+                    "noise": max(ours.spread, tt[fmt].spread)}
+    # inference and latency
+    ti, tl = {}, {}
+    for fmt_, m, xt, xt1 in torch_variants():
+        m.eval()
+        def fwd(m=m, xt=xt):
+            with torch.inference_mode():
+                m(xt)
+        def fwd1(m=m, xt1=xt1):
+            with torch.inference_mode():
+                m(xt1)
+        ti[fmt_] = common.measure(fwd, **timing)
+        tl[fmt_] = common.measure(fwd1, **timing)
+    oi = common.measure(lambda: model.predict_on_batch(x), **timing)
+    ol = common.measure(lambda: model.predict_on_batch(x1), **timing)
+    fi = min(ti, key=lambda k: ti[k].median)
+    fl = min(tl, key=lambda k: tl[k].median)
+    res["inference"] = {"signcore": oi.median, "torch": ti[fi].median, "torch_format": fi,
+                        "noise": max(oi.spread, ti[fi].spread)}
+    res["latency"] = {"signcore": ol.median, "torch": tl[fl].median, "torch_format": fl,
+                      "noise": max(ol.spread, tl[fl].spread)}
+    res["train_gflop"] = training_flops(model, batch) / 1e9
+    res["memory_mb"] = {lib: peak_memory(lib, name, args.threads, args.quick)
+                        for lib in ("signcore", "torch")}
+    return res
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        common.set_threads(args.threads)
+        child(*args.child, args.quick)
+        return
+    import bench_conv
+
+    threads = common.set_threads(args.threads)[0]
+    timing = dict(warmup=args.warmup, repeat=args.repeat, min_time=args.min_time)
+    if args.quick:
+        timing = dict(warmup=1, repeat=2, min_time=0.01)
+    print(common.machine_summary(threads))
+    sgemm_torch, sgemm_ours = bench_conv.sgemm_rates(timing)
+    print(f"SGEMM 2048^3: signcore's OpenBLAS {sgemm_ours:.0f} GFLOP/s, torch.mm {sgemm_torch:.0f} GFLOP/s\n")
+    results = [bench_model(name, args, timing) for name in args.models]
+    headers = ["model (batch)", "row", "signcore", "PyTorch", "unit", "signcore/PyTorch", "torch layout", "noise"]
+    rows = []
+    for r in results:
+        label = f"{r['model']} ({r['batch']})"
+        b = r["batch"]
+        for key, unit, per in (("train", "img/s", b), ("inference", "img/s", b), ("latency", "ms", None)):
+            m = r[key]
+            if per:
+                a, t = per / m["signcore"], per / m["torch"]
+                rows.append([label, key, f"{a:,.0f}", f"{t:,.0f}", unit, f"{a / t:.2f}", m["torch_format"], f"{m['noise']:.0%}"])
+            else:
+                a, t = m["signcore"] * 1e3, m["torch"] * 1e3
+                rows.append([label, key, f"{a:.2f}", f"{t:.2f}", unit, f"{t / a:.2f}", m["torch_format"], f"{m['noise']:.0%}"])
+        mem = r["memory_mb"]
+        rows.append([label, "peak memory", f"{mem['signcore']:.0f}", f"{mem['torch']:.0f}", "MB",
+                     f"{mem['torch'] / max(mem['signcore'], 1e-9):.2f}", "NCHW", ""])
+        gf = r["train_gflop"] / r["train"]["signcore"]
+        rows.append([label, "train GFLOP/s", f"{gf:.0f}", f"{r['train_gflop'] / r['train']['torch']:.0f}",
+                     f"{gf / sgemm_ours:.0%} of SGEMM", "", "", ""])
+        r["train_gflops"] = gf
+        r["sgemm_fraction"] = gf / sgemm_ours
+    common.print_table(rows, headers)
+    print("\nsigncore/PyTorch > 1: signcore is faster (latency, memory: PyTorch's value over signcore's).")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": threads, "sgemm_gflops": {"signcore": sgemm_ours, "torch": sgemm_torch},
+                       "results": results}, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    main()
