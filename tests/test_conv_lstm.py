@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as TF
 
 import signcore
-from gradcheck import assert_grad_close, check_layer, numeric_gradient
+from gradcheck import check_layer, check_masked_layer
 from signcore import _core, layers
 
 
@@ -187,50 +187,8 @@ def test_fully_masked_batch_gives_zeros():
 
 
 def check_masked(layer, shape, *, batch, mask=None, training=False, seed=0, rng, max_checks=60):
-    """dL/dx and dL/dw of L = sum(dy * layer(x, mask)) against central differences on a random
-    subset of elements, plus the layer contract (accumulation, overwritten dx, need=False)."""
-    h = _core.LayerHarness(layer, [list(shape)])
-    h.set_param_values(rng.normal(scale=0.4, size=h.param_values().size).astype(np.float32))
-    x = rng.normal(size=(batch,) + tuple(shape)).astype(np.float32)
-
-    def fwd():
-        return h.forward([x], training=training, seed=seed, mask=mask)
-
-    dy = rng.normal(size=fwd().shape)
-
-    def loss():
-        return float(np.sum(fwd().astype(np.float64) * dy))
-
-    dx, = h.backward(dy.astype(np.float32))
-    grads = h.param_grads().astype(np.float64)
-    idx = np.sort(rng.choice(x.size, size=min(max_checks, x.size), replace=False))
-    sel = np.zeros(x.size, bool)
-    sel[idx] = True
-    assert_grad_close(dx, numeric_gradient(loss, x, indices=idx), mask=sel, what=f"{layer.name}: dx")
-    if mask is not None:  # masked steps get no gradient at all
-        assert np.all(dx[~np.asarray(mask, bool)] == 0)
-    values = h.param_values()
-    for name, _shape, _trainable, offset, size in h.weights:
-        seg = values[offset:offset + size]
-        idx = np.sort(rng.choice(size, size=min(max_checks, size), replace=False))
-        sel = np.zeros(size, bool)
-        sel[idx] = True
-
-        def loss_w():
-            h.set_param_values(values)
-            return loss()
-
-        num = numeric_gradient(loss_w, seg, indices=idx)
-        h.set_param_values(values)
-        assert_grad_close(grads[offset:offset + size], num, mask=sel, what=f"{layer.name}: d {name}")
-    fwd()
-    first, = h.backward(dy.astype(np.float32))
-    g1 = h.param_grads()
-    second, = h.backward(dy.astype(np.float32), zero_grads=False)
-    np.testing.assert_allclose(h.param_grads(), 2 * g1, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(first, second)
-    assert h.backward(dy.astype(np.float32), need=[False]) == [None]
-    np.testing.assert_allclose(h.param_grads(), g1, rtol=1e-6, atol=1e-7)
+    check_masked_layer(layer, shape, batch=batch, rng=rng, mask=mask, training=training, seed=seed,
+                       scale=0.4, max_checks=max_checks)
 
 
 @pytest.mark.parametrize("layer_kw", [

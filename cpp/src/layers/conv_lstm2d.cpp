@@ -125,19 +125,8 @@ json ConvLSTM2D::get_config() const {
   c["dilation_rate"] = {dilation_[0], dilation_[1]};
   c["activation"] = activation_name(act_);
   c["recurrent_activation"] = activation_name(rec_act_);
-  c["use_bias"] = r.use_bias;
-  c["kernel_initializer"] = r.kernel_initializer;
-  c["recurrent_initializer"] = r.recurrent_initializer;
-  c["bias_initializer"] = r.bias_initializer;
   c["unit_forget_bias"] = r.unit_forget_bias;
-  c["dropout"] = r.dropout;
-  c["recurrent_dropout"] = r.recurrent_dropout;
-  c["seed"] = r.seed ? json(*r.seed) : json(nullptr);
-  c["return_sequences"] = r.return_sequences;
-  c["return_state"] = false;
-  c["go_backwards"] = r.go_backwards;
-  c["stateful"] = false;
-  c["unroll"] = false;
+  write_recurrent_config(c, r);
   return c;
 }
 

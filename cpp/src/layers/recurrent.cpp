@@ -111,22 +111,26 @@ RecurrentOptions recurrent_options_from_config(const json& c, const char* cls) {
   return o;
 }
 
+void write_recurrent_config(json& c, const RecurrentOptions& o) {
+  c["use_bias"] = o.use_bias;
+  c["kernel_initializer"] = o.kernel_initializer;
+  c["recurrent_initializer"] = o.recurrent_initializer;
+  c["bias_initializer"] = o.bias_initializer;
+  c["dropout"] = o.dropout;
+  c["recurrent_dropout"] = o.recurrent_dropout;
+  c["seed"] = o.seed ? json(*o.seed) : json(nullptr);
+  c["return_sequences"] = o.return_sequences;
+  c["return_state"] = false;
+  c["go_backwards"] = o.go_backwards;
+  c["stateful"] = false;
+  c["unroll"] = o.unroll;
+}
+
 json Recurrent::get_config() const {
   json c = Layer::get_config();
   c["units"] = units_;
   c["activation"] = activation_name(act_);
-  c["use_bias"] = opt_.use_bias;
-  c["kernel_initializer"] = opt_.kernel_initializer;
-  c["recurrent_initializer"] = opt_.recurrent_initializer;
-  c["bias_initializer"] = opt_.bias_initializer;
-  c["dropout"] = opt_.dropout;
-  c["recurrent_dropout"] = opt_.recurrent_dropout;
-  c["seed"] = opt_.seed ? json(*opt_.seed) : json(nullptr);
-  c["return_sequences"] = opt_.return_sequences;
-  c["return_state"] = false;
-  c["go_backwards"] = opt_.go_backwards;
-  c["stateful"] = false;
-  c["unroll"] = opt_.unroll;
+  write_recurrent_config(c, opt_);
   c["zero_output_for_mask"] = opt_.zero_output_for_mask;
   return c;
 }

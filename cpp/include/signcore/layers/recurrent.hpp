@@ -60,6 +60,10 @@ struct RecurrentOptions {
 // `cls` for a malformed config, or for return_state / stateful set to true.
 RecurrentOptions recurrent_options_from_config(const json& config, const char* cls);
 
+// Writes the config keys every recurrent layer shares (use_bias, the three initialisers, dropout,
+// recurrent_dropout, seed, return_sequences, return_state, go_backwards, stateful, unroll).
+void write_recurrent_config(json& c, const RecurrentOptions& o);
+
 // ValueError naming `arg` unless 0 <= rate < 1 (dropout, recurrent_dropout).
 void check_dropout_rate(double rate, const char* arg);
 
