@@ -35,6 +35,13 @@ eps=5e-3, rtol=1e-2, atol=1e-3, max_checks=None, rng=None, check_weights=True, i
         leaves the weight gradients unchanged.
     Returns the harness (built, after a forward on the inputs) and ``dy`` for further checks.
 
+``check_masked_layer(layer, shape, *, batch, rng, mask=None, training=False, seed=0, scale=0.5,
+max_checks=None)``
+    For layers that take a sequence mask (recurrent layers): random normal weights (``scale``) and
+    inputs ``(batch,) + shape``, then dL/dx and dL/dw of ``L = sum(dy * layer(x, mask))`` against
+    central differences (``max_checks`` random elements per array, default all), dx exactly 0 on
+    masked steps, and the same contract checks as ``check_layer``.
+
 ``assert_grad_close(analytic, numeric, *, rtol, atol, what, mask=None)``
     The comparison itself, with a message naming the worst elements.
 """
@@ -45,7 +52,7 @@ DEFAULT_RTOL = 1e-2
 DEFAULT_ATOL = 1e-3
 
 __all__ = ["DEFAULT_ATOL", "DEFAULT_EPS", "DEFAULT_RTOL", "assert_grad_close", "check_gradient",
-           "check_layer", "numeric_gradient"]
+           "check_layer", "check_masked_layer", "numeric_gradient"]
 
 
 def _pick(size, max_checks, rng):
@@ -180,20 +187,71 @@ def check_layer(layer, input_shapes, *, inputs=None, params=None, batch=3, train
 
     # The contract: accumulate weight gradients, overwrite dx, honour null dinputs.
     forward()
-    first = harness.backward(dy32)
-    g1 = harness.param_grads()
-    second = harness.backward(dy32, zero_grads=False)
-    g2 = harness.param_grads()
-    np.testing.assert_allclose(g2, 2 * g1, rtol=1e-5, atol=1e-6,
-                               err_msg=f"{layer.name}: weight gradients must accumulate (+=)")
-    for k in range(len(xs)):
-        np.testing.assert_allclose(second[k], first[k], rtol=1e-6, atol=1e-7,
-                                   err_msg=f"{layer.name}: dx must be overwritten, not added to")
-    skipped = harness.backward(dy32, need=[False] * len(xs))
-    if any(s is not None for s in skipped):
-        raise AssertionError(f"{layer.name}: a skipped input gradient must come back as None")
-    np.testing.assert_allclose(harness.param_grads(), g1, rtol=1e-6, atol=1e-7,
-                               err_msg=f"{layer.name}: weight gradients changed when dx was not needed")
+    _check_contract(harness, dy32, len(xs), layer.name)
 
     forward()  # leave the harness in the state of a plain forward on the inputs
     return harness, dy
+
+
+def _check_contract(harness, dy32, n_inputs, what):
+    """Weight gradients accumulate, dx is overwritten, a null dinput leaves the weights' alone."""
+    first = harness.backward(dy32)
+    g1 = harness.param_grads()
+    second = harness.backward(dy32, zero_grads=False)
+    np.testing.assert_allclose(harness.param_grads(), 2 * g1, rtol=1e-5, atol=1e-6,
+                               err_msg=f"{what}: weight gradients must accumulate (+=)")
+    for k in range(n_inputs):
+        np.testing.assert_allclose(second[k], first[k], rtol=1e-6, atol=1e-7,
+                                   err_msg=f"{what}: dx must be overwritten, not added to")
+    if any(s is not None for s in harness.backward(dy32, need=[False] * n_inputs)):
+        raise AssertionError(f"{what}: a skipped input gradient must come back as None")
+    np.testing.assert_allclose(harness.param_grads(), g1, rtol=1e-6, atol=1e-7,
+                               err_msg=f"{what}: weight gradients changed when dx was not needed")
+
+
+def check_masked_layer(layer, shape, *, batch, rng, mask=None, training=False, seed=0, scale=0.5,
+                       max_checks=None):
+    """Gradient-check a layer called with a sequence mask (see the module docstring)."""
+    from signcore import _core
+
+    h = _core.LayerHarness(layer, [list(shape)])
+    h.set_param_values(rng.normal(scale=scale, size=h.param_values().size).astype(np.float32))
+    x = rng.normal(size=(batch,) + tuple(shape)).astype(np.float32)
+
+    def fwd():
+        return h.forward([x], training=training, seed=seed, mask=mask)
+
+    dy = rng.normal(size=fwd().shape)
+
+    def loss():
+        return float(np.sum(fwd().astype(np.float64) * dy))
+
+    def checked(size):
+        idx = None if max_checks is None else _pick(size, max_checks, rng)
+        sel = None
+        if idx is not None:
+            sel = np.zeros(size, dtype=bool)
+            sel[idx] = True
+        return idx, sel
+
+    dx, = h.backward(dy.astype(np.float32))
+    grads = h.param_grads().astype(np.float64)
+    idx, sel = checked(x.size)
+    assert_grad_close(dx, numeric_gradient(loss, x, indices=idx), mask=sel,
+                      what=f"{layer.name}: dL/dx")
+    if mask is not None:  # masked steps get no gradient at all
+        assert np.all(dx[~np.asarray(mask, bool)] == 0)
+    values = h.param_values()
+    for name, _shape, _trainable, offset, size in h.weights:
+        seg = values[offset:offset + size]
+
+        def loss_w():
+            h.set_param_values(values)
+            return loss()
+
+        idx, sel = checked(size)
+        num = numeric_gradient(loss_w, seg, indices=idx)
+        h.set_param_values(values)
+        assert_grad_close(grads[offset:offset + size], num, mask=sel, what=f"{layer.name}: dL/d {name}")
+    fwd()
+    _check_contract(h, dy.astype(np.float32), 1, layer.name)

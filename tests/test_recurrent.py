@@ -13,7 +13,7 @@ import pytest
 
 import signcore
 from signcore import _core, layers
-from gradcheck import assert_grad_close, check_layer, numeric_gradient
+from gradcheck import check_layer, check_masked_layer
 
 # ----- NumPy reference ---------------------------------------------------------------------------
 
@@ -192,42 +192,7 @@ def test_no_bias():
 def check_masked_gradients(layer, shape, mask, *, batch, training=False, seed=0, rng):
     """dL/dx and dL/dw of L = sum(dy * layer(x, mask)) against central differences, plus the
     layer contract (weight gradients accumulate, dx is overwritten, need=False skips dx)."""
-    h = _core.LayerHarness(layer, [list(shape)])
-    random_weights(h, rng)
-    x = rng.normal(size=(batch,) + tuple(shape)).astype(np.float32)
-
-    def fwd():
-        return h.forward([x], training=training, seed=seed, mask=mask)
-
-    dy = rng.normal(size=fwd().shape)
-
-    def loss():
-        return float(np.sum(fwd().astype(np.float64) * dy))
-
-    dx, = h.backward(dy.astype(np.float32))
-    grads = h.param_grads().astype(np.float64)
-    assert_grad_close(dx, numeric_gradient(loss, x), what=f"{layer.name}: dL/dx")
-    if mask is not None:  # masked steps get no gradient at all
-        assert np.all(dx[~np.asarray(mask, bool)] == 0)
-    values = h.param_values()
-    for name, _shape, trainable, offset, size in h.weights:
-        seg = values[offset:offset + size]
-
-        def loss_w():
-            h.set_param_values(values)
-            return loss()
-
-        num = numeric_gradient(loss_w, seg)
-        h.set_param_values(values)
-        assert_grad_close(grads[offset:offset + size], num, what=f"{layer.name}: dL/d {name}")
-    fwd()
-    first, = h.backward(dy.astype(np.float32))
-    g1 = h.param_grads()
-    second, = h.backward(dy.astype(np.float32), zero_grads=False)
-    np.testing.assert_allclose(h.param_grads(), 2 * g1, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(first, second)
-    assert h.backward(dy.astype(np.float32), need=[False]) == [None]
-    np.testing.assert_allclose(h.param_grads(), g1, rtol=1e-6, atol=1e-7)
+    check_masked_layer(layer, shape, batch=batch, rng=rng, mask=mask, training=training, seed=seed)
 
 
 @pytest.mark.parametrize("kind,extra", KINDS, ids=["simple_rnn", "lstm", "gru", "gru_reset_before"])

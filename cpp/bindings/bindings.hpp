@@ -34,6 +34,7 @@ void bind_layers(py::module_& m);       // layers.cpp
 void bind_layers_pooling(py::module_& m);  // layers_pooling.cpp: pooling, BatchNormalization, SpatialDropout2D
 void bind_layers_conv(py::module_& m);  // layers_conv.cpp: Conv2D, ZeroPadding2D
 void bind_layers_recurrent(py::module_& m);  // layers_recurrent.cpp: SimpleRNN, LSTM, GRU, Masking, Bidirectional
+void bind_layers_conv_lstm(py::module_& m);  // layers_conv_lstm.cpp: ConvLSTM2D
 void bind_data(py::module_& m);         // data.cpp: image transforms, image iterators, image loading
 void bind_losses_metrics(py::module_& m);  // losses_metrics.cpp
 void bind_optimizers(py::module_& m);   // optimizers.cpp

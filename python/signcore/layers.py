@@ -68,3 +68,7 @@ GRU = _core.GRU
 Masking = _core.Masking
 Bidirectional = _core.Bidirectional
 __all__ += ["Bidirectional", "GRU", "LSTM", "Masking", "SimpleRNN"]
+
+# Convolutional recurrent layers (cpp/bindings/layers_conv_lstm.cpp).
+ConvLSTM2D = _core.ConvLSTM2D
+__all__ += ["ConvLSTM2D"]

@@ -70,18 +70,9 @@ void LSTM::run_forward(Tensor& y) {
       for (std::size_t n = 0; n < N; ++n) {
         if (!step_on(n, t)) continue;  // masked: h and c carry over
         float* zr = row(z_, n, t, T, G4);
-        float* ar = keep_z ? row(a_, n, t, T, G4) : zr;
-        rnn::act_forward(rec_act_, zr, ar, 2 * U);               // i, f
-        rnn::act_forward(act_, zr + 2 * U, ar + 2 * U, U);       // c~
-        rnn::act_forward(rec_act_, zr + 3 * U, ar + 3 * U, U);   // o
-        const float *i = ar, *f = ar + U, *g = ar + 2 * U, *o = ar + 3 * U;
-        float* c = c_.data() + n * U;
-        for (std::size_t u = 0; u < U; ++u) c[u] = f[u] * c[u] + i[u] * g[u];
-        float* tc = row(tc_, n, t, T, U);
-        if (keep_c) std::memcpy(row(cnew_, n, t, T, U), c, U * sizeof(float));
-        rnn::act_forward(act_, c, tc, U);
-        float* h = h_.data() + n * U;
-        for (std::size_t u = 0; u < U; ++u) h[u] = o[u] * tc[u];
+        rnn::lstm_cell_forward(act_, rec_act_, zr, keep_z ? row(a_, n, t, T, G4) : zr,
+                               c_.data() + n * U, keep_c ? row(cnew_, n, t, T, U) : nullptr,
+                               row(tc_, n, t, T, U), h_.data() + n * U, U);
       }
       h_zero = false;
     }
@@ -90,9 +81,8 @@ void LSTM::run_forward(Tensor& y) {
   if (!opt_.return_sequences) write_last_output(y);
 }
 
-// Per step and sample (unmasked): dc_t = dc + dh * o * act'(c_t);
-//   d[i f c~ o] = [dc_t c~, dc_t c_{t-1}, dc_t i, dh act(c_t)], then through the activations;
-//   dc_{t-1} = dc_t f, dh_{t-1} = dz U^T * rdp. Masked samples carry dh and dc.
+// Per step and sample (unmasked): rnn::lstm_cell_backward gives dz and dc_{t-1};
+//   dh_{t-1} = dz U^T * rdp. Masked samples carry dh and dc.
 void LSTM::run_backward(const Tensor& dy) {
   const std::size_t N = N_, T = T_, U = units_, G4 = 4 * U;
   const bool keep_z = !activation_backward_uses_output(act_) ||
@@ -116,29 +106,10 @@ void LSTM::run_backward(const Tensor& dy) {
         continue;
       }
       const float* zr = row(z_, n, t, T, G4);
-      const float* ar = keep_z ? row(a_, n, t, T, G4) : zr;
-      const float *i = ar, *f = ar + U, *g = ar + 2 * U, *o = ar + 3 * U;
-      const float* tc = row(tc_, n, t, T, U);
-      const float* cp = row(cprev_, n, t, T, U);
-      const float* dh = dh_.data() + n * U;
-      float* dc = dc_.data() + n * U;
-      float* dtc = dtc_.data();
-      for (std::size_t u = 0; u < U; ++u) {
-        dzr[3 * U + u] = dh[u] * tc[u];  // d o
-        dtc[u] = dh[u] * o[u];
-      }
-      rnn::act_backward(act_, keep_c ? row(cnew_, n, t, T, U) : nullptr, tc, dtc, dtc, U);
-      for (std::size_t u = 0; u < U; ++u) {
-        const float dct = dc[u] + dtc[u];
-        dzr[u] = dct * g[u];          // d i
-        dzr[U + u] = dct * cp[u];     // d f
-        dzr[2 * U + u] = dct * i[u];  // d c~
-        dc[u] = dct * f[u];           // dc_{t-1}
-      }
-      rnn::act_backward(rec_act_, keep_z ? zr : nullptr, ar, dzr, dzr, 2 * U);
-      rnn::act_backward(act_, keep_z ? zr + 2 * U : nullptr, ar + 2 * U, dzr + 2 * U, dzr + 2 * U, U);
-      rnn::act_backward(rec_act_, keep_z ? zr + 3 * U : nullptr, ar + 3 * U, dzr + 3 * U,
-                        dzr + 3 * U, U);
+      rnn::lstm_cell_backward(act_, rec_act_, keep_z ? zr : nullptr, keep_z ? row(a_, n, t, T, G4) : zr,
+                              row(cprev_, n, t, T, U), keep_c ? row(cnew_, n, t, T, U) : nullptr,
+                              row(tc_, n, t, T, U), dh_.data() + n * U, dc_.data() + n * U, dzr,
+                              dtc_.data(), U);
     }
     if (s > first_s_) {
       recurrent_matmul_t(dz_.data() + t * G4, T * G4, tmp_.data(), 0, G4);

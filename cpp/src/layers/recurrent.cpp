@@ -24,12 +24,6 @@ std::size_t checked_units(long long units) {
   return static_cast<std::size_t>(units);
 }
 
-void check_rate(double rate, const char* arg) {
-  if (!(rate >= 0.0 && rate < 1.0))
-    fail<ValueError>("Invalid value received for argument `", arg, "`. Expected a float value in "
-                     "[0, 1). Received: ", arg, "=", rate);
-}
-
 // Validates everything before a name is taken, so a rejected call does not use one up.
 std::string checked_name(const RecurrentOptions& o, const char* prefix) {
   checked_units(o.units);
@@ -38,14 +32,40 @@ std::string checked_name(const RecurrentOptions& o, const char* prefix) {
   check_initializer(o.kernel_initializer);
   check_initializer(o.recurrent_initializer);
   check_initializer(o.bias_initializer);
-  check_rate(o.dropout, "dropout");
-  check_rate(o.recurrent_dropout, "recurrent_dropout");
+  check_dropout_rate(o.dropout, "dropout");
+  check_dropout_rate(o.recurrent_dropout, "recurrent_dropout");
   if (o.implementation != 1 && o.implementation != 2)
     fail<ValueError>("`implementation` must be 1 or 2. Received: implementation=", o.implementation);
   return o.name.empty() ? unique_name(prefix) : o.name;
 }
 
 }  // namespace
+
+void check_dropout_rate(double rate, const char* arg) {
+  if (!(rate >= 0.0 && rate < 1.0))
+    fail<ValueError>("Invalid value received for argument `", arg, "`. Expected a float value in "
+                     "[0, 1). Received: ", arg, "=", rate);
+}
+
+void fill_dropout_mask(Rng& rng, std::vector<float>& m, std::size_t n, double rate) {
+  m.resize(n);
+  const float scale = static_cast<float>(1.0 / (1.0 - rate));
+  for (auto& v : m) {
+    const double u = static_cast<double>(rng() >> 40) * (1.0 / 16777216.0);
+    v = u >= rate ? scale : 0.f;
+  }
+}
+
+const float* sequence_mask_of(const Context& ctx, std::size_t N, std::size_t T,
+                              const std::string& layer, const std::string& cls, const Shape& xs) {
+  if (!ctx.mask) return nullptr;
+  const Shape ms = shape_of(*ctx.mask);
+  if (ms.size() != 2 || ms[0] != N || ms[1] != T)
+    fail<ValueError>("Layer '", layer, "' (", cls, "): the mask must have shape (batch, timesteps) = (",
+                     N, ", ", T, ") to match the input of shape ", shape_str(xs, false),
+                     ". Received: mask shape=", shape_str(ms, false));
+  return ctx.mask->data();
+}
 
 // ----- config ---------------------------------------------------------------------------------------
 
@@ -89,22 +109,26 @@ RecurrentOptions recurrent_options_from_config(const json& c, const char* cls) {
   return o;
 }
 
+void write_recurrent_config(json& c, const RecurrentOptions& o) {
+  c["use_bias"] = o.use_bias;
+  c["kernel_initializer"] = o.kernel_initializer;
+  c["recurrent_initializer"] = o.recurrent_initializer;
+  c["bias_initializer"] = o.bias_initializer;
+  c["dropout"] = o.dropout;
+  c["recurrent_dropout"] = o.recurrent_dropout;
+  c["seed"] = o.seed ? json(*o.seed) : json(nullptr);
+  c["return_sequences"] = o.return_sequences;
+  c["return_state"] = o.return_state;
+  c["go_backwards"] = o.go_backwards;
+  c["stateful"] = false;
+  c["unroll"] = o.unroll;
+}
+
 json Recurrent::get_config() const {
   json c = Layer::get_config();
   c["units"] = units_;
   c["activation"] = activation_name(act_);
-  c["use_bias"] = opt_.use_bias;
-  c["kernel_initializer"] = opt_.kernel_initializer;
-  c["recurrent_initializer"] = opt_.recurrent_initializer;
-  c["bias_initializer"] = opt_.bias_initializer;
-  c["dropout"] = opt_.dropout;
-  c["recurrent_dropout"] = opt_.recurrent_dropout;
-  c["seed"] = opt_.seed ? json(*opt_.seed) : json(nullptr);
-  c["return_sequences"] = opt_.return_sequences;
-  c["return_state"] = opt_.return_state;
-  c["go_backwards"] = opt_.go_backwards;
-  c["stateful"] = false;
-  c["unroll"] = opt_.unroll;
+  write_recurrent_config(c, opt_);
   c["zero_output_for_mask"] = opt_.zero_output_for_mask;
   return c;
 }
@@ -153,17 +177,8 @@ void Recurrent::draw_masks(const Context& ctx) {
   mask_blocks_ = (gates_ > 1 && (opt_.implementation == 1 || opt_.recurrent_dropout > 0.0)) ? gates_ : 1;
   if (!use_dp_ && !use_rdp_) return;
   Rng& rng = opt_.seed ? own_rng_ : *ctx.rng;
-  // 0 or 1 / (1 - rate); a uniform draw in [0, 1) from the top 24 bits is kept when u >= rate.
-  auto fill = [&rng](std::vector<float>& m, std::size_t n, double rate) {
-    m.resize(n);
-    const float scale = static_cast<float>(1.0 / (1.0 - rate));
-    for (auto& v : m) {
-      const double u = static_cast<double>(rng() >> 40) * (1.0 / 16777216.0);
-      v = u >= rate ? scale : 0.f;
-    }
-  };
-  if (use_dp_) fill(dp_, mask_blocks_ * N_ * features_, opt_.dropout);
-  if (use_rdp_) fill(rdp_, mask_blocks_ * N_ * units_, opt_.recurrent_dropout);
+  if (use_dp_) fill_dropout_mask(rng, dp_, mask_blocks_ * N_ * features_, opt_.dropout);
+  if (use_rdp_) fill_dropout_mask(rng, rdp_, mask_blocks_ * N_ * units_, opt_.recurrent_dropout);
 }
 
 void Recurrent::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
@@ -174,15 +189,7 @@ void Recurrent::forward(const std::vector<const Tensor*>& inputs, Tensor& y, con
                      features_, "). Received: shape=", shape_str(xs, false));
   N_ = xs[0];
   const std::size_t N = N_, T = T_, U = units_;
-  mask_ = nullptr;
-  if (ctx.mask) {
-    const Shape ms = shape_of(*ctx.mask);
-    if (ms.size() != 2 || ms[0] != N || ms[1] != T)
-      fail<ValueError>("Layer '", name_, "' (", class_name(), "): the mask must have shape (batch, "
-                       "timesteps) = (", N, ", ", T, ") to match the input of shape ",
-                       shape_str(xs, false), ". Received: mask shape=", shape_str(ms, false));
-    mask_ = ctx.mask->data();
-  }
+  mask_ = sequence_mask_of(ctx, N, T, name_, class_name(), xs);
   x_ = x.data();
 
   // Which input times each sample uses: its rows [slo, shi) get projected, and the loop visits

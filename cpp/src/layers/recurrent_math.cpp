@@ -129,4 +129,37 @@ void act_backward(ActivationKind kind, const float* x, const float* y, const flo
   }
 }
 
+void lstm_cell_forward(ActivationKind act, ActivationKind rec, float* z, float* a, float* c,
+                       float* cnew, float* tc, float* h, std::size_t n) {
+  act_forward(rec, z, a, 2 * n);                  // i, f
+  act_forward(act, z + 2 * n, a + 2 * n, n);      // c~
+  act_forward(rec, z + 3 * n, a + 3 * n, n);      // o
+  const float *i = a, *f = a + n, *g = a + 2 * n, *o = a + 3 * n;
+  for (std::size_t u = 0; u < n; ++u) c[u] = f[u] * c[u] + i[u] * g[u];
+  if (cnew) std::memcpy(cnew, c, n * sizeof(float));
+  act_forward(act, c, tc, n);
+  for (std::size_t u = 0; u < n; ++u) h[u] = o[u] * tc[u];
+}
+
+void lstm_cell_backward(ActivationKind act, ActivationKind rec, const float* z, const float* a,
+                        const float* cprev, const float* cnew, const float* tc, const float* dh,
+                        float* dc, float* dz, float* dtc, std::size_t n) {
+  const float *i = a, *f = a + n, *g = a + 2 * n, *o = a + 3 * n;
+  for (std::size_t u = 0; u < n; ++u) {
+    dz[3 * n + u] = dh[u] * tc[u];  // d o
+    dtc[u] = dh[u] * o[u];
+  }
+  act_backward(act, cnew, tc, dtc, dtc, n);
+  for (std::size_t u = 0; u < n; ++u) {
+    const float dct = dc[u] + dtc[u];
+    dz[u] = dct * g[u];          // d i
+    dz[n + u] = dct * cprev[u];  // d f
+    dz[2 * n + u] = dct * i[u];  // d c~
+    dc[u] = dct * f[u];          // dc_{t-1}
+  }
+  act_backward(rec, z, a, dz, dz, 2 * n);
+  act_backward(act, z ? z + 2 * n : nullptr, a + 2 * n, dz + 2 * n, dz + 2 * n, n);
+  act_backward(rec, z ? z + 3 * n : nullptr, a + 3 * n, dz + 3 * n, dz + 3 * n, n);
+}
+
 }  // namespace signcore::rnn

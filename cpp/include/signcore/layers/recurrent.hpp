@@ -61,6 +61,22 @@ struct RecurrentOptions {
 // `cls` for a malformed config, or for stateful set to true.
 RecurrentOptions recurrent_options_from_config(const json& config, const char* cls);
 
+// Writes the config keys every recurrent layer shares (use_bias, the three initialisers, dropout,
+// recurrent_dropout, seed, return_sequences, return_state, go_backwards, stateful, unroll).
+void write_recurrent_config(json& c, const RecurrentOptions& o);
+
+// ValueError naming `arg` unless 0 <= rate < 1 (dropout, recurrent_dropout).
+void check_dropout_rate(double rate, const char* arg);
+
+// m (resized to n) = inverted-dropout mask values: 0 with probability `rate`, else 1 / (1 - rate).
+// A uniform draw in [0, 1) from the top 24 bits of each rng() is kept when u >= rate.
+void fill_dropout_mask(Rng& rng, std::vector<float>& m, std::size_t n, double rate);
+
+// The sequence mask of ctx as a pointer to N * T floats, or null without one; ValueError naming
+// `layer` (class `cls`) and the shapes when it is not (N, T) for the input of shape `xs`.
+const float* sequence_mask_of(const Context& ctx, std::size_t N, std::size_t T,
+                              const std::string& layer, const std::string& cls, const Shape& xs);
+
 // The initialiser LSTM declares its bias with when unit_forget_bias is set: Keras's
 // bias_initializer((U,)) | ones((U,)) | bias_initializer((2U,)) for the blocks i | f | c o.
 std::string lstm_forget_bias_initializer(const std::string& bias_initializer, std::size_t units);

@@ -17,6 +17,24 @@ void act_forward(ActivationKind kind, const float* x, float* y, std::size_t n);
 void act_backward(ActivationKind kind, const float* x, const float* y, const float* dy, float* dx,
                   std::size_t n);
 
+// One LSTM cell over n units, Keras's gate order i, f, c, o (shared by LSTM and ConvLSTM2D):
+//   [i f c~ o] = [rec(z_i) rec(z_f) act(z_c) rec(z_o)];  c = f c + i c~;  h = o act(c).
+// z: (4n) pre-activations; a: (4n) the activations (may alias z); c: (n) the carry, updated in
+// place; cnew: (n) a copy of the new carry, or null when act' does not need it; tc: (n) act(c);
+// h: (n) the new state.
+void lstm_cell_forward(ActivationKind act, ActivationKind rec, float* z, float* a, float* c,
+                       float* cnew, float* tc, float* h, std::size_t n);
+
+// Its reverse for one step: from dh (n) and dc (n, the carry's gradient, updated in place to
+// dL/dc_{t-1}) and the forward's z (null when the activations' derivatives need only their
+// outputs), a, cprev (the carry entering the step), cnew (null unless act' needs it) and tc,
+// writes dz (4n), the gradient of the pre-activations. dtc: (n) scratch.
+//   dc_t = dc + dh o act'(c_t);  d[i f c~ o] = [dc_t c~, dc_t c_{t-1}, dc_t i, dh act(c_t)]
+//   through the activations;  dc_{t-1} = dc_t f.
+void lstm_cell_backward(ActivationKind act, ActivationKind rec, const float* z, const float* a,
+                        const float* cprev, const float* cnew, const float* tc, const float* dh,
+                        float* dc, float* dz, float* dtc, std::size_t n);
+
 // The scalar kernels behind act_forward (exposed for tests and benchmarks): relative error of a few
 // float ulps over the whole range, tanh included near 0.
 float fast_sigmoid(float x);
