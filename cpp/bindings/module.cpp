@@ -9,6 +9,7 @@ PYBIND11_MODULE(_core, m) {
   bind_layers_pooling(m);
   bind_layers_conv(m);
   bind_layers_recurrent(m);
+  bind_layers_volumetric(m);
   bind_losses_metrics(m);
   bind_optimizers(m);
   bind_callbacks(m);
