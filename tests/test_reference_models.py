@@ -142,3 +142,24 @@ def test_asl_cnn_learns_real_hand_shapes(shared_datasets, tmp_path):
     model.fit(train, epochs=5, verbose=0)
     _, acc = model.evaluate(val, verbose=0)
     assert acc > 0.5, acc  # chance is 1/6
+
+
+def test_video_convlstm_model_matches_seed_004():
+    """Seed 004's ConvLSTM2D video model: the per-layer parameter counts of its summary, and the
+    optimiser line after one Adam step (2 x 31,395,000 slots + iteration + learning rate)."""
+    model = applications.video_convlstm()
+    counts = [(type(l).__name__, l.count_params()) for l in model.layers if l.count_params()]
+    assert counts == [("ConvLSTM2D", 1_024), ("ConvLSTM2D", 3_488), ("ConvLSTM2D", 11_144),
+                      ("ConvLSTM2D", 17_344), ("Dense", 31_362_000)]
+    shapes = [l.output_shape for l in model.layers]
+    assert (None, 20, 148, 148, 4) in shapes and (None, 20, 7, 7, 16) in shapes and (None, 15680) in shapes
+    assert [type(l).__name__ for l in model.layers].count("TimeDistributed") == 3
+    model.compile(optimizer=signcore.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    lines = summary_lines(model)
+    assert "Trainable params: 31,395,000 (119.76 MB)" in lines
+    x = np.random.default_rng(0).random((1, 20, 150, 150, 3), dtype=np.float32)
+    loss, _ = model.train_on_batch(x, np.array([7]))
+    assert np.isfinite(loss)
+    lines = summary_lines(model)
+    assert "Optimizer params: 62,790,002 (239.52 MB)" in lines
+    assert "Total params: 94,185,002 (359.29 MB)" in lines

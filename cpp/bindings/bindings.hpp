@@ -31,10 +31,11 @@ nlohmann::json py_to_json(const py::handle& o);
 // The area binders, one per file; module.cpp calls them in order.
 void bind_utils(py::module_& m);        // utils.cpp: threads, seeds, config, exceptions
 void bind_layers(py::module_& m);       // layers.cpp
-void bind_layers_pooling(py::module_& m);  // layers_pooling.cpp: pooling, BatchNormalization, SpatialDropout2D
+void bind_layers_pooling(py::module_& m);  // layers_pooling.cpp: 2-D/3-D pooling, BatchNormalization, SpatialDropout2D
 void bind_layers_conv(py::module_& m);  // layers_conv.cpp: Conv2D, ZeroPadding2D
 void bind_layers_recurrent(py::module_& m);  // layers_recurrent.cpp: SimpleRNN, LSTM, GRU, Masking, Bidirectional
 void bind_layers_conv_lstm(py::module_& m);  // layers_conv_lstm.cpp: ConvLSTM2D
+void bind_layers_volumetric(py::module_& m);  // layers_volumetric.cpp: TimeDistributed, Conv3D
 void bind_data(py::module_& m);         // data.cpp: image transforms, image iterators, image loading
 void bind_losses_metrics(py::module_& m);  // losses_metrics.cpp
 void bind_optimizers(py::module_& m);   // optimizers.cpp

@@ -1,4 +1,4 @@
-// Python bindings of the convolution layers: Conv2D and ZeroPadding2D. Constructors take Keras's
+// Python bindings of the convolution layers: Conv2D, Conv3D and ZeroPadding2D. Constructors take Keras's
 // Python signatures (argument handling shared with layers.cpp through layer_args.hpp).
 #include <algorithm>
 #include <chrono>
@@ -7,6 +7,7 @@
 #include <random>
 #include <utility>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bindings.hpp"
@@ -21,11 +22,6 @@
 namespace signcore::bindings {
 
 namespace {
-
-Conv2D::Pair pair_arg(const py::handle& obj, const char* arg, const char* cls) {
-  const auto v = int_tuple_arg(obj, 2, arg, cls);
-  return {v[0], v[1]};
-}
 
 template <class A>
 py::tuple tuple2(const A& a) {
@@ -102,11 +98,89 @@ std::pair<std::vector<double>, std::vector<double>> benchmark_layer(const LayerP
   return {times, cpu};
 }
 
+py::tuple size_tuple(const std::vector<std::size_t>& v) {
+  py::tuple t(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) t[i] = v[i];
+  return t;
+}
+
+py::tuple ones(std::size_t rank) { return rank == 3 ? py::tuple(py::make_tuple(1, 1, 1)) : py::tuple(py::make_tuple(1, 1)); }
+
+// The checked integers as the layer's constructor takes them: Conv2D::Pair or Conv3D::Triple.
+template <class L>
+auto sizes(const std::vector<long long>& v) {
+  if constexpr (std::is_same_v<L, Conv3D>) {
+    return Conv3D::Triple{v[0], v[1], v[2]};
+  } else {
+    return Conv2D::Pair{v[0], v[1]};
+  }
+}
+
+// Conv2D and Conv3D share one constructor signature (Keras 3's), with `rank` values per tuple.
+template <class L>
+void bind_convolution(py::module_& m, const char* cls, std::size_t rank, const char* doc) {
+  py::class_<L, Layer, std::shared_ptr<L>>(m, cls, doc)
+      .def(py::init([cls, rank](const py::object& filters, const py::object& kernel_size,
+                       const py::object& strides, const py::object& padding,
+                       const py::object& data_format, const py::object& dilation_rate,
+                       const py::object& groups, const py::object& activation, bool use_bias,
+                       const py::object& kernel_initializer, const py::object& bias_initializer,
+                       const py::object& kernel_regularizer, const py::object& bias_regularizer,
+                       const py::object& activity_regularizer, const py::object& kernel_constraint,
+                       const py::object& bias_constraint, const py::object& name,
+                       const py::object& trainable, const py::object& input_shape,
+                       const py::object& dtype, py::kwargs kwargs) {
+             BaseArgs b = base_args(cls, name, trainable, input_shape, dtype, kwargs);
+             const long long f = int_arg(filters, "filters", cls);
+             if (f <= 0)
+               fail<ValueError>("Invalid value for argument `filters`. Expected a strictly positive "
+                                "value. Received: filters=", f);
+             const auto ks = int_tuple_arg(kernel_size, rank, "kernel_size", cls);
+             const auto st = int_tuple_arg(strides, rank, "strides", cls);
+             const std::string pad = padding_arg(padding, cls);
+             data_format_arg(data_format, cls);
+             const auto dil = int_tuple_arg(dilation_rate, rank, "dilation_rate", cls);
+             const long long g = int_arg(groups, "groups", cls);
+             const std::string act = activation_arg(activation, cls);
+             const std::string ki = initializer_arg(kernel_initializer, "kernel_initializer", cls);
+             const std::string bi = initializer_arg(bias_initializer, "bias_initializer", cls);
+             unsupported_none(kernel_regularizer, "kernel_regularizer", cls);
+             unsupported_none(bias_regularizer, "bias_regularizer", cls);
+             unsupported_none(activity_regularizer, "activity_regularizer", cls);
+             unsupported_none(kernel_constraint, "kernel_constraint", cls);
+             unsupported_none(bias_constraint, "bias_constraint", cls);
+             // The C++ constructor validates the rest before it takes an automatic name.
+             return finish(std::make_shared<L>(f, sizes<L>(ks), sizes<L>(st), pad, "channels_last",
+                                               sizes<L>(dil), g, act, use_bias, ki, bi, b.name),
+                           b);
+           }),
+           py::arg("filters"), py::arg("kernel_size"), py::arg("strides") = ones(rank),
+           py::arg("padding") = "valid", py::arg("data_format") = py::none(),
+           py::arg("dilation_rate") = ones(rank), py::arg("groups") = 1,
+           py::arg("activation") = py::none(), py::arg("use_bias") = true,
+           py::arg("kernel_initializer") = "glorot_uniform", py::arg("bias_initializer") = "zeros",
+           py::arg("kernel_regularizer") = py::none(), py::arg("bias_regularizer") = py::none(),
+           py::arg("activity_regularizer") = py::none(), py::arg("kernel_constraint") = py::none(),
+           py::arg("bias_constraint") = py::none(), py::kw_only(), py::arg("name") = py::none(),
+           py::arg("trainable") = true, py::arg("input_shape") = py::none(),
+           py::arg("dtype") = py::none())
+      .def_property_readonly("filters", &L::filters)
+      .def_property_readonly("kernel_size", [](const L& l) { return size_tuple(l.kernel_sizes()); })
+      .def_property_readonly("strides", [](const L& l) { return size_tuple(l.stride_sizes()); })
+      .def_property_readonly("padding", [](const L& l) { return conv_padding_name(l.padding()); })
+      .def_property_readonly("data_format", [](const L&) { return "channels_last"; })
+      .def_property_readonly("dilation_rate", [](const L& l) { return size_tuple(l.dilation_sizes()); })
+      .def_property_readonly("groups", [](const L&) { return 1; })
+      .def_property_readonly("use_bias", &L::use_bias)
+      .def_property_readonly("activation", [](const L& l) { return activation_function(l.activation()); })
+      .def_static("from_config", [cls](const py::dict& c) { return layer_from_config(cls, py_to_json(c)); });
+}
+
 }  // namespace
 
 void bind_layers_conv(py::module_& m) {
-  // ----- Conv2D ---------------------------------------------------------------------------------------
-  py::class_<Conv2D, Layer, std::shared_ptr<Conv2D>>(m, "Conv2D", R"doc(
+  // ----- Conv2D / Conv3D -----------------------------------------------------------------------------------
+  bind_convolution<Conv2D>(m, "Conv2D", 2, R"doc(
 2D convolution layer: `output = activation(conv2d(inputs, kernel) + bias)`, over channels-last
 images (the kernel is cross-correlated with the input, as in Keras).
 
@@ -130,62 +204,37 @@ Input shape: (batch_size, height, width, channels).
 Output shape: (batch_size, new_height, new_width, filters), with new_height =
 floor((height - dilated_kernel_height) / stride) + 1 for "valid", ceil(height / stride) for "same";
 likewise for the width.
-)doc")
-      .def(py::init([](const py::object& filters, const py::object& kernel_size,
-                       const py::object& strides, const py::object& padding,
-                       const py::object& data_format, const py::object& dilation_rate,
-                       const py::object& groups, const py::object& activation, bool use_bias,
-                       const py::object& kernel_initializer, const py::object& bias_initializer,
-                       const py::object& kernel_regularizer, const py::object& bias_regularizer,
-                       const py::object& activity_regularizer, const py::object& kernel_constraint,
-                       const py::object& bias_constraint, const py::object& name,
-                       const py::object& trainable, const py::object& input_shape,
-                       const py::object& dtype, py::kwargs kwargs) {
-             const char* cls = "Conv2D";
-             BaseArgs b = base_args(cls, name, trainable, input_shape, dtype, kwargs);
-             const long long f = int_arg(filters, "filters", cls);
-             if (f <= 0)
-               fail<ValueError>("Invalid value for argument `filters`. Expected a strictly positive "
-                                "value. Received: filters=", f);
-             const auto ks = pair_arg(kernel_size, "kernel_size", cls);
-             const auto st = pair_arg(strides, "strides", cls);
-             const std::string pad = padding_arg(padding, cls);
-             data_format_arg(data_format, cls);
-             const auto dil = pair_arg(dilation_rate, "dilation_rate", cls);
-             const long long g = int_arg(groups, "groups", cls);
-             const std::string act = activation_arg(activation, cls);
-             const std::string ki = initializer_arg(kernel_initializer, "kernel_initializer", cls);
-             const std::string bi = initializer_arg(bias_initializer, "bias_initializer", cls);
-             unsupported_none(kernel_regularizer, "kernel_regularizer", cls);
-             unsupported_none(bias_regularizer, "bias_regularizer", cls);
-             unsupported_none(activity_regularizer, "activity_regularizer", cls);
-             unsupported_none(kernel_constraint, "kernel_constraint", cls);
-             unsupported_none(bias_constraint, "bias_constraint", cls);
-             // The C++ constructor validates the rest before it takes an automatic name.
-             return finish(std::make_shared<Conv2D>(f, ks, st, pad, "channels_last", dil, g, act,
-                                                    use_bias, ki, bi, b.name),
-                           b);
-           }),
-           py::arg("filters"), py::arg("kernel_size"), py::arg("strides") = py::make_tuple(1, 1),
-           py::arg("padding") = "valid", py::arg("data_format") = py::none(),
-           py::arg("dilation_rate") = py::make_tuple(1, 1), py::arg("groups") = 1,
-           py::arg("activation") = py::none(), py::arg("use_bias") = true,
-           py::arg("kernel_initializer") = "glorot_uniform", py::arg("bias_initializer") = "zeros",
-           py::arg("kernel_regularizer") = py::none(), py::arg("bias_regularizer") = py::none(),
-           py::arg("activity_regularizer") = py::none(), py::arg("kernel_constraint") = py::none(),
-           py::arg("bias_constraint") = py::none(), py::kw_only(), py::arg("name") = py::none(),
-           py::arg("trainable") = true, py::arg("input_shape") = py::none(),
-           py::arg("dtype") = py::none())
-      .def_property_readonly("filters", &Conv2D::filters)
-      .def_property_readonly("kernel_size", [](const Conv2D& l) { return tuple2(l.kernel_size()); })
-      .def_property_readonly("strides", [](const Conv2D& l) { return tuple2(l.strides()); })
-      .def_property_readonly("padding", [](const Conv2D& l) { return conv_padding_name(l.padding()); })
-      .def_property_readonly("data_format", [](const Conv2D&) { return "channels_last"; })
-      .def_property_readonly("dilation_rate", [](const Conv2D& l) { return tuple2(l.dilation_rate()); })
-      .def_property_readonly("groups", [](const Conv2D&) { return 1; })
-      .def_property_readonly("use_bias", &Conv2D::use_bias)
-      .def_property_readonly("activation", [](const Conv2D& l) { return activation_function(l.activation()); })
-      .def_static("from_config", [](const py::dict& c) { return layer_from_config("Conv2D", py_to_json(c)); });
+)doc");
+  bind_convolution<Conv3D>(m, "Conv3D", 3, R"doc(
+3D convolution layer (e.g. spatial convolution over volumes, or spatio-temporal convolution over
+video): `output = activation(conv3d(inputs, kernel) + bias)`, channels last (the kernel is
+cross-correlated with the input, as in Keras).
+
+Args:
+    filters: Positive integer, the number of output channels.
+    kernel_size: Integer or tuple of 3 integers, the (depth, height, width) of the window.
+    strides: Integer or tuple of 3 integers, the stride along depth, height and width.
+        `strides > 1` is incompatible with `dilation_rate > 1`.
+    padding: "valid" (no padding) or "same" (pad with zeros so that the output has
+        ceil(input / stride) cells along each axis; an odd padding cell goes at the back / bottom /
+        right). Case-insensitive.
+    data_format: None or "channels_last" (signcore is channels-last throughout).
+    dilation_rate: Integer or tuple of 3 integers, the dilation of the convolution window.
+    groups: Must be 1 (grouped convolutions are not supported).
+    activation: Activation name (e.g. "relu"). None means linear.
+    use_bias: Whether the layer uses a bias vector.
+    kernel_initializer: Initializer name for the kernel, shaped (kd, kh, kw, in_channels, filters).
+    bias_initializer: Initializer name for the bias vector, shaped (filters,).
+
+Computed as vol2col + one matrix product per chunk of the batch, with the bias and activation fused
+(the same engine as Conv2D).
+
+Input shape: (batch_size, depth, height, width, channels), e.g. (batch, frames, height, width,
+channels) for video.
+Output shape: (batch_size, new_depth, new_height, new_width, filters), with new_depth =
+floor((depth - dilated_kernel_depth) / stride) + 1 for "valid", ceil(depth / stride) for "same";
+likewise for the height and width.
+)doc");
 
   // ----- ZeroPadding2D --------------------------------------------------------------------------------
   py::class_<ZeroPadding2D, Layer, std::shared_ptr<ZeroPadding2D>>(m, "ZeroPadding2D", R"doc(

@@ -1,5 +1,5 @@
-// Python bindings of the pooling layers (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
-// GlobalMaxPooling2D), BatchNormalization and SpatialDropout2D. Constructors take Keras's Python
+// Python bindings of the pooling layers (MaxPooling2D/3D, AveragePooling2D/3D,
+// GlobalAveragePooling2D/3D, GlobalMaxPooling2D/3D), BatchNormalization and SpatialDropout2D. Constructors take Keras's Python
 // signatures (argument handling shared through layer_args.hpp).
 #include <algorithm>
 #include <chrono>
@@ -31,10 +31,16 @@ double float_arg(const py::handle& obj, const char* arg, const char* cls) {
   fail<ValueError>(cls, ": `", arg, "` must be a float. Received: ", arg, "=", repr_of(obj));
 }
 
-// pool_size / strides: an int or a tuple of 2 positive ints; strides None means pool_size.
-std::vector<long long> pool_tuple(const py::handle& obj, const char* arg, const char* cls) {
+// pool_size / strides: an int or a tuple of `rank` positive ints; strides None means pool_size.
+std::vector<long long> pool_tuple(const py::handle& obj, std::size_t rank, const char* arg, const char* cls) {
   if (obj.is_none()) return {};
-  return int_tuple_arg(obj, 2, arg, cls);
+  return int_tuple_arg(obj, rank, arg, cls);
+}
+
+py::tuple size_tuple(const std::vector<std::size_t>& v) {
+  py::tuple t(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) t[i] = v[i];
+  return t;
 }
 
 std::string data_format_str(const py::handle& obj, const char* cls) {
@@ -42,36 +48,37 @@ std::string data_format_str(const py::handle& obj, const char* cls) {
   return "channels_last";
 }
 
-// Pooling2D subclasses share one constructor signature.
+// The windowed poolings (2-D and 3-D) share one constructor signature.
 template <class L>
-void bind_pooling2d(py::module_& m, const char* cls, const char* doc) {
+void bind_pooling(py::module_& m, const char* cls, std::size_t rank, const char* doc) {
   py::class_<L, Layer, std::shared_ptr<L>>(m, cls, doc)
-      .def(py::init([cls](const py::object& pool_size, const py::object& strides, const py::object& padding,
+      .def(py::init([cls, rank](const py::object& pool_size, const py::object& strides, const py::object& padding,
                           const py::object& data_format, const py::object& name, const py::object& trainable,
                           const py::object& input_shape, const py::object& dtype, py::kwargs kwargs) {
              BaseArgs b = base_args(cls, name, trainable, input_shape, dtype, kwargs);
-             const auto ps = pool_tuple(pool_size, "pool_size", cls);
+             const auto ps = pool_tuple(pool_size, rank, "pool_size", cls);
              if (ps.empty())
-               fail<ValueError>(cls, ": the `pool_size` argument must be a tuple of 2 integers > 0. "
-                                "Received: pool_size=None");
-             const auto st = pool_tuple(strides, "strides", cls);
+               fail<ValueError>(cls, ": the `pool_size` argument must be a tuple of ", rank,
+                                " integers > 0. Received: pool_size=None");
+             const auto st = pool_tuple(strides, rank, "strides", cls);
              const std::string pad = padding_arg(padding, cls);
              const std::string fmt = data_format_str(data_format, cls);
              return finish(std::make_shared<L>(ps, st, pad, fmt, b.name), b);
            }),
-           py::arg("pool_size") = py::make_tuple(2, 2), py::arg("strides") = py::none(),
+           py::arg("pool_size") = rank == 3 ? py::tuple(py::make_tuple(2, 2, 2)) : py::tuple(py::make_tuple(2, 2)),
+           py::arg("strides") = py::none(),
            py::arg("padding") = "valid", py::arg("data_format") = py::none(), py::kw_only(),
            py::arg("name") = py::none(), py::arg("trainable") = true, py::arg("input_shape") = py::none(),
            py::arg("dtype") = py::none())
-      .def_property_readonly("pool_size", [](const L& l) { return py::make_tuple(l.pool_h(), l.pool_w()); })
-      .def_property_readonly("strides", [](const L& l) { return py::make_tuple(l.stride_h(), l.stride_w()); })
+      .def_property_readonly("pool_size", [](const L& l) { return size_tuple(l.pool_size()); })
+      .def_property_readonly("strides", [](const L& l) { return size_tuple(l.strides()); })
       .def_property_readonly("padding", [](const L& l) { return l.padding(); })
       .def_property_readonly("data_format", [](const L&) { return "channels_last"; })
       .def_static("from_config", [cls](const py::dict& c) { return layer_from_config(cls, py_to_json(c)); });
 }
 
 template <class L>
-void bind_global_pooling2d(py::module_& m, const char* cls, const char* doc) {
+void bind_global_pooling(py::module_& m, const char* cls, const char* doc) {
   py::class_<L, Layer, std::shared_ptr<L>>(m, cls, doc)
       .def(py::init([cls](const py::object& data_format, const py::object& keepdims, const py::object& name,
                           const py::object& trainable, const py::object& input_shape,
@@ -148,7 +155,7 @@ py::tuple bench_layer(const LayerPtr& layer, const FloatArray& x_arr, const Floa
 
 void bind_layers_pooling(py::module_& m) {
   // ----- MaxPooling2D / AveragePooling2D --------------------------------------------------------------
-  bind_pooling2d<MaxPooling2D>(m, "MaxPooling2D", R"doc(
+  bind_pooling<MaxPooling2D>(m, "MaxPooling2D", 2, R"doc(
 Max pooling for 2D images: the maximum over a `pool_size` window, moved by `strides`.
 
 Args:
@@ -164,7 +171,7 @@ Input shape: (batch_size, height, width, channels).
 Output shape: (batch_size, pooled_height, pooled_width, channels), with pooled_height =
 floor((height - pool_height) / stride) + 1 for "valid", ceil(height / stride) for "same".
 )doc");
-  bind_pooling2d<AveragePooling2D>(m, "AveragePooling2D", R"doc(
+  bind_pooling<AveragePooling2D>(m, "AveragePooling2D", 2, R"doc(
 Average pooling for 2D images: the mean over a `pool_size` window, moved by `strides`.
 
 Args:
@@ -178,8 +185,50 @@ Input shape: (batch_size, height, width, channels).
 Output shape: (batch_size, pooled_height, pooled_width, channels), as MaxPooling2D.
 )doc");
 
+  bind_pooling<MaxPooling3D>(m, "MaxPooling3D", 3, R"doc(
+Max pooling for 3D data (spatial or spatio-temporal, e.g. video): the maximum over a `pool_size`
+window, moved by `strides`.
+
+Args:
+    pool_size: Integer or tuple of 3 integers, the (depth, height, width) of the window.
+        Default (2, 2, 2).
+    strides: Integer, tuple of 3 integers, or None (= pool_size).
+    padding: "valid" (no padding) or "same" (output ceil(input / stride); the padding, split with
+        the extra plane / row / column at the back / bottom / right, never wins the maximum).
+        Case-insensitive.
+    data_format: None or "channels_last" (signcore is channels-last throughout).
+
+The gradient goes to the first maximum of each window (plane by plane, row by row, left to right)
+on ties.
+
+Input shape: (batch_size, depth, height, width, channels), e.g. (batch, frames, height, width,
+channels) for video.
+Output shape: (batch_size, pooled_depth, pooled_height, pooled_width, channels), with pooled_depth
+= floor((depth - pool_depth) / stride) + 1 for "valid", ceil(depth / stride) for "same"; likewise
+for the height and width.
+
+Example:
+    >>> layer = MaxPooling3D(pool_size=(1, 2, 2))  # halve each frame, keep the frames
+    >>> # (None, 20, 148, 148, 4) -> (None, 20, 74, 74, 4)
+)doc");
+  bind_pooling<AveragePooling3D>(m, "AveragePooling3D", 3, R"doc(
+Average pooling for 3D data (spatial or spatio-temporal): the mean over a `pool_size` window, moved
+by `strides`.
+
+Args:
+    pool_size: Integer or tuple of 3 integers, the (depth, height, width) of the window.
+        Default (2, 2, 2).
+    strides: Integer, tuple of 3 integers, or None (= pool_size).
+    padding: "valid" (no padding) or "same" (output ceil(input / stride); windows that overlap the
+        border average only their real cells, as TensorFlow/Keras). Case-insensitive.
+    data_format: None or "channels_last" (signcore is channels-last throughout).
+
+Input shape: (batch_size, depth, height, width, channels).
+Output shape: (batch_size, pooled_depth, pooled_height, pooled_width, channels), as MaxPooling3D.
+)doc");
+
   // ----- Global pooling -------------------------------------------------------------------------------
-  bind_global_pooling2d<GlobalAveragePooling2D>(m, "GlobalAveragePooling2D", R"doc(
+  bind_global_pooling<GlobalAveragePooling2D>(m, "GlobalAveragePooling2D", R"doc(
 Global average pooling for 2D images: the mean of each channel over height and width.
 
 Args:
@@ -189,7 +238,7 @@ Args:
 Input shape: (batch_size, height, width, channels).
 Output shape: (batch_size, channels), or (batch_size, 1, 1, channels) with keepdims=True.
 )doc");
-  bind_global_pooling2d<GlobalMaxPooling2D>(m, "GlobalMaxPooling2D", R"doc(
+  bind_global_pooling<GlobalMaxPooling2D>(m, "GlobalMaxPooling2D", R"doc(
 Global max pooling for 2D images: the maximum of each channel over height and width (the gradient
 goes to the first maximum on ties).
 
@@ -199,6 +248,28 @@ Args:
 
 Input shape: (batch_size, height, width, channels).
 Output shape: (batch_size, channels), or (batch_size, 1, 1, channels) with keepdims=True.
+)doc");
+
+  bind_global_pooling<GlobalAveragePooling3D>(m, "GlobalAveragePooling3D", R"doc(
+Global average pooling for 3D data: the mean of each channel over depth, height and width.
+
+Args:
+    data_format: None or "channels_last" (signcore is channels-last throughout).
+    keepdims: If True the spatial axes are kept with size 1.
+
+Input shape: (batch_size, depth, height, width, channels).
+Output shape: (batch_size, channels), or (batch_size, 1, 1, 1, channels) with keepdims=True.
+)doc");
+  bind_global_pooling<GlobalMaxPooling3D>(m, "GlobalMaxPooling3D", R"doc(
+Global max pooling for 3D data: the maximum of each channel over depth, height and width (the
+gradient goes to the first maximum on ties).
+
+Args:
+    data_format: None or "channels_last" (signcore is channels-last throughout).
+    keepdims: If True the spatial axes are kept with size 1.
+
+Input shape: (batch_size, depth, height, width, channels).
+Output shape: (batch_size, channels), or (batch_size, 1, 1, 1, channels) with keepdims=True.
 )doc");
 
   // ----- BatchNormalization ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ PYBIND11_MODULE(_core, m) {
   bind_layers_conv(m);
   bind_layers_recurrent(m);
   bind_layers_conv_lstm(m);
+  bind_layers_volumetric(m);
   bind_losses_metrics(m);
   bind_optimizers(m);
   bind_callbacks(m);

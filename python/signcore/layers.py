@@ -47,6 +47,10 @@ GlobalAveragePooling2D = _core.GlobalAveragePooling2D
 GlobalMaxPooling2D = _core.GlobalMaxPooling2D
 BatchNormalization = _core.BatchNormalization
 SpatialDropout2D = _core.SpatialDropout2D
+MaxPooling3D = _core.MaxPooling3D
+AveragePooling3D = _core.AveragePooling3D
+GlobalAveragePooling3D = _core.GlobalAveragePooling3D
+GlobalMaxPooling3D = _core.GlobalMaxPooling3D
 MaxPool2D = MaxPooling2D  # Keras's aliases
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
@@ -54,12 +58,20 @@ GlobalMaxPool2D = GlobalMaxPooling2D
 __all__ += ["AvgPool2D", "AveragePooling2D", "BatchNormalization", "GlobalAvgPool2D",
             "GlobalAveragePooling2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "MaxPool2D",
             "MaxPooling2D", "SpatialDropout2D"]
+MaxPool3D = MaxPooling3D
+AvgPool3D = AveragePooling3D
+GlobalAvgPool3D = GlobalAveragePooling3D
+GlobalMaxPool3D = GlobalMaxPooling3D
+__all__ += ["AvgPool3D", "AveragePooling3D", "GlobalAvgPool3D", "GlobalAveragePooling3D",
+            "GlobalMaxPool3D", "GlobalMaxPooling3D", "MaxPool3D", "MaxPooling3D"]
 
 # Convolutions (cpp/bindings/layers_conv.cpp).
 Conv2D = _core.Conv2D
 ZeroPadding2D = _core.ZeroPadding2D
 Convolution2D = Conv2D
-__all__ += ["Conv2D", "Convolution2D", "ZeroPadding2D"]
+Conv3D = _core.Conv3D
+Convolution3D = Conv3D
+__all__ += ["Conv2D", "Conv3D", "Convolution2D", "Convolution3D", "ZeroPadding2D"]
 
 # Recurrent layers and masking (cpp/bindings/layers_recurrent.cpp).
 SimpleRNN = _core.SimpleRNN
@@ -72,3 +84,6 @@ __all__ += ["Bidirectional", "GRU", "LSTM", "Masking", "SimpleRNN"]
 # Convolutional recurrent layers (cpp/bindings/layers_conv_lstm.cpp).
 ConvLSTM2D = _core.ConvLSTM2D
 __all__ += ["ConvLSTM2D"]
+# Video and volumes.
+TimeDistributed = _core.TimeDistributed
+__all__ += ["TimeDistributed"]

@@ -1,4 +1,6 @@
-// Conv2D as im2col + GEMM, written for a small multi-core CPU (AVX2/FMA, OpenBLAS).
+// Conv2D and Conv3D (class Convolution) as im2col + GEMM, written for a small multi-core CPU
+// (AVX2/FMA, OpenBLAS). A 3-D input is handled by the same code: im2col.cpp walks the depth axis
+// too (vol2col), and a 2-D image is a volume of depth 1; K below is then kd * kh * kw * C.
 //
 // Rows M = N * OH * OW (one per output position), K = kh * kw * C, F filters. The Keras kernel
 // (kh, kw, C, F) is already the (K, F) matrix, so
@@ -68,18 +70,22 @@ struct SingleThreadedBlas {
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
 };
 
-std::string pair_str(const std::array<std::size_t, 2>& p) {
-  return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
-}
-std::string pair_str(const Conv2D::Pair& p) {
-  return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
+template <class V>
+std::string sizes_str(const V& v) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + (v.size() == 1 ? ",)" : ")");
 }
 
-std::array<std::size_t, 2> checked_pair(const Conv2D::Pair& p, const char* arg) {
-  if (p[0] <= 0 || p[1] <= 0)
-    fail<ValueError>("The `", arg, "` argument must be a tuple of 2 integers > 0. Received: ", arg,
-                     "=", pair_str(p));
-  return {static_cast<std::size_t>(p[0]), static_cast<std::size_t>(p[1])};
+// `rank` integers > 0 (one value is used for every axis), right-aligned into (depth, height, width)
+// with the depth left at 1 for rank 2.
+std::array<std::size_t, 3> checked_sizes(const Convolution::Sizes& v, std::size_t rank, const char* arg) {
+  if ((v.size() != 1 && v.size() != rank) || std::any_of(v.begin(), v.end(), [](long long d) { return d <= 0; }))
+    fail<ValueError>("The `", arg, "` argument must be a tuple of ", rank, " integers > 0. Received: ",
+                     arg, "=", sizes_str(v));
+  std::array<std::size_t, 3> out{1, 1, 1};
+  for (std::size_t i = 0; i < rank; ++i) out[3 - rank + i] = static_cast<std::size_t>(v.size() == 1 ? v[0] : v[i]);
+  return out;
 }
 
 std::size_t checked_filters(long long filters) {
@@ -180,85 +186,95 @@ void relu_grad_rows(bool relu, const float* y, const float* dy, float* dz, float
 
 }  // namespace
 
-void Conv2D::set_chunk_bytes(std::size_t bytes) {
+void Convolution::set_chunk_bytes(std::size_t bytes) {
   if (bytes == 0) fail<ValueError>("Conv2D chunk size must be positive. Received: bytes=0");
   g_chunk_bytes = bytes;
 }
-std::size_t Conv2D::chunk_bytes() { return g_chunk_bytes; }
-void Conv2D::set_pipelined(bool on) { g_pipelined = on; }
-bool Conv2D::pipelined() { return g_pipelined; }
+std::size_t Convolution::chunk_bytes() { return g_chunk_bytes; }
+void Convolution::set_pipelined(bool on) { g_pipelined = on; }
+bool Convolution::pipelined() { return g_pipelined; }
 
-Conv2D::Conv2D(long long filters, Pair kernel_size, Pair strides, const std::string& padding,
-               const std::string& data_format, Pair dilation_rate, long long groups,
-               const std::string& activation, bool use_bias, std::string kernel_initializer,
-               std::string bias_initializer, std::string name)
+Convolution::Convolution(const char* cls, std::size_t rank, long long filters, const Sizes& kernel_size,
+                         const Sizes& strides, const std::string& padding, const std::string& data_format,
+                         const Sizes& dilation_rate, long long groups, const std::string& activation,
+                         bool use_bias, std::string kernel_initializer, std::string bias_initializer,
+                         std::string name)
     : Layer(std::string()),
+      rank_(rank),
       filters_(checked_filters(filters)),
-      kernel_size_(checked_pair(kernel_size, "kernel_size")),
-      strides_(checked_pair(strides, "strides")),
-      dilation_(checked_pair(dilation_rate, "dilation_rate")),
+      kernel_size_(checked_sizes(kernel_size, rank, "kernel_size")),
+      strides_(checked_sizes(strides, rank, "strides")),
+      dilation_(checked_sizes(dilation_rate, rank, "dilation_rate")),
       padding_(parse_conv_padding(padding)),
       activation_(parse_activation(activation)),
       use_bias_(use_bias),
       kernel_initializer_(std::move(kernel_initializer)),
       bias_initializer_(std::move(bias_initializer)) {
   if (!data_format.empty() && data_format != "channels_last")
-    fail<ValueError>("signcore's Conv2D supports data_format=\"channels_last\" only (inputs shaped "
-                     "(batch, height, width, channels)). Received: data_format=", data_format);
+    fail<ValueError>("signcore's ", cls, " supports data_format=\"channels_last\" only (inputs shaped "
+                     "(batch, ", rank == 3 ? "depth, " : "", "height, width, channels)). Received: "
+                     "data_format=", data_format);
   if (groups != 1)
-    fail<ValueError>("signcore's Conv2D supports groups=1 only (grouped convolutions are not "
+    fail<ValueError>("signcore's ", cls, " supports groups=1 only (grouped convolutions are not "
                      "implemented). Received: groups=", groups);
-  if (std::max(strides_[0], strides_[1]) > 1 && std::max(dilation_[0], dilation_[1]) > 1)
+  if (*std::max_element(strides_.begin(), strides_.end()) > 1 &&
+      *std::max_element(dilation_.begin(), dilation_.end()) > 1)
     fail<ValueError>("`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
-                     "Received: strides=", pair_str(strides_), " and dilation_rate=",
-                     pair_str(dilation_));
+                     "Received: strides=", sizes_str(stride_sizes()), " and dilation_rate=",
+                     sizes_str(dilation_sizes()));
   check_initializer(kernel_initializer_);
   check_initializer(bias_initializer_);
   // The automatic name is taken last, so a rejected call does not use one up.
-  name_ = name.empty() ? unique_name("conv2d") : std::move(name);
+  name_ = name.empty() ? unique_name(snake_case(cls)) : std::move(name);
 }
 
-LayerPtr Conv2D::from_config(const json& c) {
+Convolution::Args Convolution::args_from_config(const char* cls, std::size_t rank, const json& c) {
   try {
-    auto pair = [&c](const char* key, long long fallback) -> Pair {
-      if (!c.contains(key) || c[key].is_null()) return {fallback, fallback};
+    auto sizes = [&](const char* key, long long fallback) -> Sizes {
+      if (!c.contains(key) || c[key].is_null()) return Sizes(rank, fallback);
       const json& v = c[key];
-      if (v.is_number_integer()) return {v.get<long long>(), v.get<long long>()};
-      if (!v.is_array() || v.size() != 2)
-        fail<ValueError>("Conv2D config: `", key, "` must be an integer or a list of 2 integers. "
-                         "Received: ", key, "=", v.dump());
-      return {v[0].get<long long>(), v[1].get<long long>()};
+      if (v.is_number_integer()) return Sizes(rank, v.get<long long>());
+      if (!v.is_array() || v.size() != rank)
+        fail<ValueError>(cls, " config: `", key, "` must be an integer or a list of ", rank,
+                         " integers. Received: ", key, "=", v.dump());
+      return v.get<Sizes>();
     };
     if (!c.contains("kernel_size"))
-      fail<ValueError>("Conv2D config needs `kernel_size`. Received: ", c.dump());
-    const auto act = c.contains("activation") && c["activation"].is_string()
-                         ? c["activation"].get<std::string>() : std::string("linear");
+      fail<ValueError>(cls, " config needs `kernel_size`. Received: ", c.dump());
     auto init = [&c](const char* key, const char* fallback) {
       if (!c.contains(key) || c[key].is_null()) return std::string(fallback);
       const json& v = c[key];
       return v.is_object() ? v.at("class_name").get<std::string>() : v.get<std::string>();
     };
-    const std::string fmt = c.contains("data_format") && c["data_format"].is_string()
-                                ? c["data_format"].get<std::string>() : std::string("channels_last");
-    return std::make_shared<Conv2D>(
-        c.at("filters").get<long long>(), pair("kernel_size", 1), pair("strides", 1),
-        c.value("padding", std::string("valid")), fmt, pair("dilation_rate", 1),
-        c.value("groups", 1LL), act, c.value("use_bias", true),
-        init("kernel_initializer", "glorot_uniform"), init("bias_initializer", "zeros"),
-        c.value("name", std::string()));
+    Args a;
+    a.filters = c.at("filters").get<long long>();
+    a.kernel_size = sizes("kernel_size", 1);
+    a.strides = sizes("strides", 1);
+    a.padding = c.value("padding", std::string("valid"));
+    a.data_format = c.contains("data_format") && c["data_format"].is_string()
+                        ? c["data_format"].get<std::string>() : std::string("channels_last");
+    a.dilation_rate = sizes("dilation_rate", 1);
+    a.groups = c.value("groups", 1LL);
+    a.activation = c.contains("activation") && c["activation"].is_string()
+                       ? c["activation"].get<std::string>() : std::string("linear");
+    a.use_bias = c.value("use_bias", true);
+    a.kernel_initializer = init("kernel_initializer", "glorot_uniform");
+    a.bias_initializer = init("bias_initializer", "zeros");
+    a.name = c.value("name", std::string());
+    return a;
   } catch (const json::exception& e) {
-    fail<ValueError>("Invalid Conv2D config (", e.what(), "). Received: ", c.dump());
+    fail<ValueError>("Invalid ", cls, " config (", e.what(), "). Received: ", c.dump());
   }
 }
 
-json Conv2D::get_config() const {
+json Convolution::get_config() const {
   json c = Layer::get_config();
   c["filters"] = filters_;
-  c["kernel_size"] = {kernel_size_[0], kernel_size_[1]};
-  c["strides"] = {strides_[0], strides_[1]};
+  c["kernel_size"] = kernel_sizes();
+  c["strides"] = stride_sizes();
   c["padding"] = conv_padding_name(padding_);
   c["data_format"] = "channels_last";
-  c["dilation_rate"] = {dilation_[0], dilation_[1]};
+  c["dilation_rate"] = dilation_sizes();
   c["groups"] = 1;
   c["activation"] = activation_name(activation_);
   c["use_bias"] = use_bias_;
@@ -267,28 +283,41 @@ json Conv2D::get_config() const {
   return c;
 }
 
-// (H, W, C) -> (OH, OW, F); kernel (kh, kw, C, F), bias (F,).
-Shape Conv2D::build(const std::vector<Shape>& input_shapes, Parameters& params) {
+// ([D,] H, W, C) -> ([OD,] OH, OW, F); kernel ([kd,] kh, kw, C, F), bias (F,).
+Shape Convolution::build(const std::vector<Shape>& input_shapes, Parameters& params) {
   expect_inputs(input_shapes, 1);
   const Shape& in = input_shapes[0];
-  if (in.size() != 3 || in[0] == 0 || in[1] == 0 || in[2] == 0)
-    fail<ValueError>("Layer '", name_, "' (Conv2D) expects images of shape (None, height, width, "
-                     "channels). Received: input_shape=", shape_str(in));
-  geom_ = conv_geometry_2d(in[0], in[1], in[2], kernel_size_[0], kernel_size_[1], strides_[0],
-                           strides_[1], dilation_[0], dilation_[1], padding_);
-  if (geom_.h.out == 0 || geom_.w.out == 0)
+  if (in.size() != rank_ + 1 || shape_size(in) == 0)
+    fail<ValueError>("Layer '", name_, "' (", class_name(), ") expects ",
+                     rank_ == 3 ? "volumes of shape (None, depth, height, width, channels)"
+                                : "images of shape (None, height, width, channels)",
+                     ". Received: input_shape=", shape_str(in));
+  ConvAxis* axes[3] = {&geom_.d, &geom_.h, &geom_.w};
+  for (std::size_t a = 0; a < 3; ++a) {
+    const std::size_t size = a + rank_ < 3 ? 1 : in[a + rank_ - 3];
+    *axes[a] = ConvAxis::make(size, kernel_size_[a], strides_[a], dilation_[a], a + rank_ < 3 ? ConvPadding::Valid : padding_);
+  }
+  geom_.channels = in.back();
+  if (geom_.d.out == 0 || geom_.h.out == 0 || geom_.w.out == 0)
     fail<ValueError>("Computed output size would be zero or negative for layer '", name_,
-                     "' (Conv2D): the input is smaller than the (dilated) kernel. Received: "
-                     "inputs shape=", shape_str(in), ", kernel_size=", pair_str(kernel_size_),
-                     ", dilation_rate=", pair_str(dilation_), ", padding=\"",
+                     "' (", class_name(), "): the input is smaller than the (dilated) kernel. Received: "
+                     "inputs shape=", shape_str(in), ", kernel_size=", sizes_str(kernel_sizes()),
+                     ", dilation_rate=", sizes_str(dilation_sizes()), ", padding=\"",
                      conv_padding_name(padding_), "\"");
-  kernel_id_ = add_weight(params, "kernel", {kernel_size_[0], kernel_size_[1], in[2], filters_},
-                          kernel_initializer_);
+  in_shape_ = in;
+  Shape kshape(kernel_size_.end() - rank_, kernel_size_.end());
+  kshape.push_back(geom_.channels);
+  kshape.push_back(filters_);
+  kernel_id_ = add_weight(params, "kernel", kshape, kernel_initializer_);
   if (use_bias_) bias_id_ = add_weight(params, "bias", {filters_}, bias_initializer_);
-  return {geom_.h.out, geom_.w.out, filters_};
+  Shape out;
+  for (const ConvAxis* a : axes)
+    if (a != &geom_.d || rank_ == 3) out.push_back(a->out);
+  out.push_back(filters_);
+  return out;
 }
 
-std::size_t Conv2D::chunk_lines() const {
+std::size_t Convolution::chunk_lines() const {
   const std::size_t per_sample = geom_.lines();
   const std::size_t row_floats = geom_.is_pointwise() ? filters_ : std::max(geom_.patch(), filters_);
   const std::size_t line_bytes = geom_.w.out * row_floats * sizeof(float);
@@ -297,15 +326,15 @@ std::size_t Conv2D::chunk_lines() const {
   return fit / per_sample * per_sample;  // whole samples
 }
 
-// x: (N, H, W, C) -> y: (N, OH, OW, F)
-void Conv2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+// x: (N, [D,] H, W, C) -> y: (N, [OD,] OH, OW, F)
+void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
   const Shape xs = shape_of(x);
-  if (xs.size() != 4 || xs[1] != geom_.h.in || xs[2] != geom_.w.in || xs[3] != geom_.channels)
-    fail<ValueError>("Layer '", name_, "' (Conv2D) expects inputs of shape (N, ", geom_.h.in, ", ",
-                     geom_.w.in, ", ", geom_.channels, "). Received: shape=", shape_str(xs, false));
+  if (xs.empty() || xs != with_batch(xs[0], in_shape_))
+    fail<ValueError>("Layer '", name_, "' (", class_name(), ") expects inputs of shape ",
+                     shape_str(in_shape_).replace(1, 4, "N"), ". Received: shape=", shape_str(xs, false));
   const std::size_t N = xs[0], F = filters_, K = geom_.patch(), OW = geom_.w.out;
-  const Shape ys{N, geom_.h.out, OW, F};
+  const Shape ys = with_batch(N, output_shape_);
   ensure_shape(y, ys);
   x_ = &x;
   y_ = &y;
@@ -376,13 +405,13 @@ void Conv2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const 
     bias_activation(activation_, b, yp + pending_r0 * F, yp + pending_r0 * F, pending_rows, F);
 }
 
-void Conv2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
-  if (!x_) fail<StateError>("Layer '", name_, "' (Conv2D): backward called before forward");
+void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+  if (!x_) fail<StateError>("Layer '", name_, "' (", class_name(), "): backward called before forward");
   const Tensor& x = *x_;
   const std::size_t N = x.shape()[0], F = filters_, K = geom_.patch(), C = geom_.channels;
   const std::size_t OW = geom_.w.out, M = N * geom_.rows();
   if (dy.size() != M * F)
-    fail<ValueError>("Layer '", name_, "' (Conv2D): the output gradient has shape ",
+    fail<ValueError>("Layer '", name_, "' (", class_name(), "): the output gradient has shape ",
                      shape_str(shape_of(dy), false), ", expected ", shape_str(shape_of(*y_), false));
   Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
   if (dx) ensure_shape(*dx, shape_of(x));
@@ -489,7 +518,7 @@ void Conv2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
 // [chunks * p / parts, chunks * (p + 1) / parts) and, per chunk, computes dz and its bias sums,
 // im2col, dW into its own partial (K, F), dcols and col2im into its own images of dx. The partials
 // are added in a fixed order afterwards, so the result is deterministic for a thread count.
-void Conv2D::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
+void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
                                 std::size_t parts, std::size_t step, std::size_t chunks) {
   const std::size_t F = filters_, K = geom_.patch(), OW = geom_.w.out;
   const std::size_t total = chunks == 0 ? 0 : x_->shape()[0] * geom_.lines();
@@ -542,6 +571,43 @@ void Conv2D::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* 
   }
 }
 
+// ----- Conv2D / Conv3D -------------------------------------------------------------------------------
+
+Conv2D::Conv2D(long long filters, Pair kernel_size, Pair strides, const std::string& padding,
+               const std::string& data_format, Pair dilation_rate, long long groups,
+               const std::string& activation, bool use_bias, std::string kernel_initializer,
+               std::string bias_initializer, std::string name)
+    : Convolution("Conv2D", 2, filters, Sizes(kernel_size.begin(), kernel_size.end()),
+                  Sizes(strides.begin(), strides.end()), padding, data_format,
+                  Sizes(dilation_rate.begin(), dilation_rate.end()), groups, activation, use_bias,
+                  std::move(kernel_initializer), std::move(bias_initializer), std::move(name)) {}
+
+Conv3D::Conv3D(long long filters, Triple kernel_size, Triple strides, const std::string& padding,
+               const std::string& data_format, Triple dilation_rate, long long groups,
+               const std::string& activation, bool use_bias, std::string kernel_initializer,
+               std::string bias_initializer, std::string name)
+    : Convolution("Conv3D", 3, filters, Sizes(kernel_size.begin(), kernel_size.end()),
+                  Sizes(strides.begin(), strides.end()), padding, data_format,
+                  Sizes(dilation_rate.begin(), dilation_rate.end()), groups, activation, use_bias,
+                  std::move(kernel_initializer), std::move(bias_initializer), std::move(name)) {}
+
+LayerPtr Conv2D::from_config(const json& c) {
+  const Args a = args_from_config("Conv2D", 2, c);
+  auto pair = [](const Sizes& v) { return Pair{v[0], v[1]}; };
+  return std::make_shared<Conv2D>(a.filters, pair(a.kernel_size), pair(a.strides), a.padding, a.data_format,
+                                  pair(a.dilation_rate), a.groups, a.activation, a.use_bias,
+                                  a.kernel_initializer, a.bias_initializer, a.name);
+}
+
+LayerPtr Conv3D::from_config(const json& c) {
+  const Args a = args_from_config("Conv3D", 3, c);
+  auto triple = [](const Sizes& v) { return Triple{v[0], v[1], v[2]}; };
+  return std::make_shared<Conv3D>(a.filters, triple(a.kernel_size), triple(a.strides), a.padding,
+                                  a.data_format, triple(a.dilation_rate), a.groups, a.activation,
+                                  a.use_bias, a.kernel_initializer, a.bias_initializer, a.name);
+}
+
 SIGNCORE_REGISTER_LAYER(Conv2D);
+SIGNCORE_REGISTER_LAYER(Conv3D);
 
 }  // namespace signcore

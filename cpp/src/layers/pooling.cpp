@@ -17,13 +17,15 @@ std::string vec_str(const std::vector<long long>& v) {
   return s + (v.size() == 1 ? ",)" : ")");
 }
 
-// A 2-tuple of positive integers; a single value is used for both axes.
-void positive_pair(const std::vector<long long>& v, const char* arg, const char* cls, std::size_t out[2]) {
-  if ((v.size() != 1 && v.size() != 2) || std::any_of(v.begin(), v.end(), [](long long d) { return d <= 0; }))
-    fail<ValueError>(cls, ": the `", arg, "` argument must be a tuple of 2 positive integers. "
+// `rank` positive integers; a single value is used for every axis. Written right-aligned into
+// out[3] (depth, height, width), the depth left at 1 for rank 2.
+void positive_tuple(const std::vector<long long>& v, std::size_t rank, const char* arg, const char* cls,
+                    std::size_t out[3]) {
+  if ((v.size() != 1 && v.size() != rank) || std::any_of(v.begin(), v.end(), [](long long d) { return d <= 0; }))
+    fail<ValueError>(cls, ": the `", arg, "` argument must be a tuple of ", rank, " positive integers. "
                      "Received: ", arg, "=", vec_str(v));
-  out[0] = static_cast<std::size_t>(v[0]);
-  out[1] = static_cast<std::size_t>(v.back());
+  out[0] = 1;
+  for (std::size_t i = 0; i < rank; ++i) out[3 - rank + i] = static_cast<std::size_t>(v.size() == 1 ? v[0] : v[i]);
 }
 
 std::string lower(std::string s) {
@@ -44,6 +46,31 @@ void check_data_format(const std::string& f, const char* cls) {
 std::string data_format_from(const json& c) {
   return c.contains("data_format") && c["data_format"].is_string() ? c["data_format"].get<std::string>()
                                                                     : std::string();
+}
+
+// ValueError unless `in` is one image (rank 2: (H, W, C)) or volume (rank 3: (D, H, W, C)) with
+// positive sizes and fewer than 2^31 values (the arg-max offsets are int32).
+void check_sample_shape(const Layer& l, const Shape& in, std::size_t rank) {
+  if (in.size() != rank + 1 || shape_size(in) == 0)
+    fail<ValueError>("Layer '", l.name(), "' (", l.class_name(), ") expects ",
+                     rank == 3 ? "volumes of shape (None, depth, height, width, channels)"
+                               : "images of shape (None, height, width, channels)",
+                     ". Received: input_shape=", shape_str(in));
+  if (shape_size(in) > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+    fail<ValueError>("Layer '", l.name(), "' (", l.class_name(), "): a sample is too large (more than "
+                     "2^31 values). Received: input_shape=", shape_str(in));
+}
+
+// ValueError unless x is (N, sample...); returns N.
+std::size_t check_batch_shape(const Layer& l, const Tensor& x, const Shape& sample) {
+  const Shape xs = shape_of(x);
+  if (xs.empty() || xs != with_batch(xs[0], sample)) {
+    std::string expect = "(N";
+    for (std::size_t d : sample) expect += ", " + std::to_string(d);
+    fail<ValueError>("Layer '", l.name(), "' (", l.class_name(), ") expects inputs of shape ", expect,
+                     "). Received: shape=", shape_str(xs, false));
+  }
+  return xs[0];
 }
 
 // The geometry of one spatial axis for the given padding; ValueError when "valid" leaves nothing.
@@ -79,18 +106,18 @@ std::size_t grain_for(std::size_t floats_per_item) {
 
 }  // namespace
 
-// ----- Pooling2D --------------------------------------------------------------------------------------
+// ----- Pooling --------------------------------------------------------------------------------------
 
-Pooling2D::Spec Pooling2D::validate(const char* cls, const std::vector<long long>& pool_size,
-                                    const std::vector<long long>& strides, const std::string& padding,
-                                    const std::string& data_format) {
+Pooling::Spec Pooling::validate(const char* cls, std::size_t rank, const std::vector<long long>& pool_size,
+                                const std::vector<long long>& strides, const std::string& padding,
+                                const std::string& data_format) {
   Spec s;
-  positive_pair(pool_size, "pool_size", cls, s.pool);
+  s.rank = rank;
+  positive_tuple(pool_size, rank, "pool_size", cls, s.pool);
   if (strides.empty()) {
-    s.strides[0] = s.pool[0];
-    s.strides[1] = s.pool[1];
+    std::copy(s.pool, s.pool + 3, s.strides);
   } else {
-    positive_pair(strides, "strides", cls, s.strides);
+    positive_tuple(strides, rank, "strides", cls, s.strides);
   }
   s.padding = lower(padding);
   if (s.padding != "valid" && s.padding != "same")
@@ -100,14 +127,15 @@ Pooling2D::Spec Pooling2D::validate(const char* cls, const std::vector<long long
   return s;
 }
 
-Pooling2D::Pooling2D(const Spec& spec, std::string name, const char* prefix)
+Pooling::Pooling(const Spec& spec, std::string name, const std::string& prefix)
     : Layer(name.empty() ? unique_name(prefix) : std::move(name)),
-      pool_{spec.pool[0], spec.pool[1]},
-      strides_{spec.strides[0], spec.strides[1]},
+      rank_(spec.rank),
+      pool_{spec.pool[0], spec.pool[1], spec.pool[2]},
+      strides_{spec.strides[0], spec.strides[1], spec.strides[2]},
       padding_(spec.padding) {}
 
-Pooling2D::Args Pooling2D::args_from_config(const json& c) {
-  auto pair = [&](const char* key) {
+Pooling::Args Pooling::args_from_config(const json& c, std::size_t rank) {
+  auto tuple = [&](const char* key) {
     std::vector<long long> v;
     if (!c.contains(key) || c[key].is_null()) return v;
     if (c[key].is_array()) {
@@ -118,324 +146,320 @@ Pooling2D::Args Pooling2D::args_from_config(const json& c) {
     return v;
   };
   Args a;
-  a.pool_size = pair("pool_size");
-  if (a.pool_size.empty()) a.pool_size = {2, 2};
-  a.strides = pair("strides");
+  a.pool_size = tuple("pool_size");
+  if (a.pool_size.empty()) a.pool_size.assign(rank, 2);
+  a.strides = tuple("strides");
   a.padding = c.value("padding", std::string("valid"));
   a.data_format = data_format_from(c);
   a.name = c.value("name", std::string());
   return a;
 }
 
-json Pooling2D::get_config() const {
+json Pooling::get_config() const {
   json c = Layer::get_config();
-  c["pool_size"] = json::array({pool_[0], pool_[1]});
+  c["pool_size"] = pool_size();
   c["padding"] = padding_;
-  c["strides"] = json::array({strides_[0], strides_[1]});
+  c["strides"] = strides();
   c["data_format"] = "channels_last";
   return c;
 }
 
-// (H, W, C) -> (H', W', C)
-Shape Pooling2D::build(const std::vector<Shape>& input_shapes, Parameters& params) {
+// ([D,] H, W, C) -> ([D',] H', W', C)
+Shape Pooling::build(const std::vector<Shape>& input_shapes, Parameters& params) {
   expect_inputs(input_shapes, 1);
   const Shape& in = input_shapes[0];
-  if (in.size() != 3 || shape_size(in) == 0)
-    fail<ValueError>("Layer '", name_, "' (", class_name(), ") expects images of shape (None, height, "
-                     "width, channels). Received: input_shape=", shape_str(in));
-  if (shape_size(in) > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
-    fail<ValueError>("Layer '", name_, "' (", class_name(), "): an image is too large (more than 2^31 "
-                     "values). Received: input_shape=", shape_str(in));
+  check_sample_shape(*this, in, rank_);
   const bool same = padding_ == "same";
-  ax_h_ = pool_axis(in[0], pool_[0], strides_[0], same);
-  ax_w_ = pool_axis(in[1], pool_[1], strides_[1], same);
-  channels_ = in[2];
-  if (ax_h_.out == 0 || ax_w_.out == 0)
-    fail<ValueError>("Layer '", name_, "' (", class_name(), "): with padding='valid' the pool_size (",
-                     pool_[0], ", ", pool_[1], ") does not fit in the input; the computed output size "
-                     "would be empty. Received: input_shape=", shape_str(in));
-  return {ax_h_.out, ax_w_.out, channels_};
-}
-
-std::size_t Pooling2D::check_input(const Tensor& x) const {
-  const Shape xs = shape_of(x);
-  if (xs.size() != 4 || xs[1] != ax_h_.in || xs[2] != ax_w_.in || xs[3] != channels_)
-    fail<ValueError>("Layer '", name_, "' (", class_name(), ") expects inputs of shape (N, ", ax_h_.in,
-                     ", ", ax_w_.in, ", ", channels_, "). Received: shape=", shape_str(xs, false));
-  return xs[0];
-}
-
-// ----- MaxPooling2D ---------------------------------------------------------------------------------
-
-MaxPooling2D::MaxPooling2D(std::vector<long long> pool_size, std::vector<long long> strides,
-                           std::string padding, const std::string& data_format, std::string name)
-    : Pooling2D(validate("MaxPooling2D", pool_size, strides, padding, data_format), std::move(name),
-                "max_pooling2d") {}
-
-LayerPtr MaxPooling2D::from_config(const json& c) {
-  try {
-    Args a = args_from_config(c);
-    return std::make_shared<MaxPooling2D>(a.pool_size, a.strides, a.padding, a.data_format, a.name);
-  } catch (const json::exception& e) {
-    fail<ValueError>("Invalid MaxPooling2D config (", e.what(), "). Received: ", c.dump());
+  for (std::size_t a = 0; a < 3; ++a) {
+    const std::size_t size = a + rank_ < 3 ? 1 : in[a + rank_ - 3];
+    ax_[a] = pool_axis(size, pool_[a], strides_[a], same);
+    if (ax_[a].out == 0) {
+      std::vector<long long> ps(pool_ + 3 - rank_, pool_ + 3);
+      fail<ValueError>("Layer '", name_, "' (", class_name(), "): with padding='valid' the pool_size ",
+                       vec_str(ps), " does not fit in the input; the computed output size would be "
+                       "empty. Received: input_shape=", shape_str(in));
+    }
   }
+  channels_ = in.back();
+  Shape out = out_shape(1);
+  out.erase(out.begin());
+  return out;
+}
+
+Shape Pooling::out_shape(std::size_t n) const {
+  Shape s{n};
+  for (std::size_t a = 3 - rank_; a < 3; ++a) s.push_back(ax_[a].out);
+  s.push_back(channels_);
+  return s;
+}
+
+std::size_t Pooling::check_input(const Tensor& x) const {
+  Shape sample;
+  for (std::size_t a = 3 - rank_; a < 3; ++a) sample.push_back(ax_[a].in);
+  sample.push_back(channels_);
+  return check_batch_shape(*this, x, sample);
 }
 
 namespace {
-// x: (N, H, W, C) -> y: (N, H', W', C); with kArgmax, am (N, H', W', C) gets the offset of each
-// maximum within its sample. Strictly greater keeps the first maximum; a NaN replaces it and stays.
+
+// The window of output position (od, oh, ow) as input ranges [b, e) per axis (padding cut off).
+struct Window {
+  std::size_t b[3], e[3];
+  std::size_t cells() const { return (e[0] - b[0]) * (e[1] - b[1]) * (e[2] - b[2]); }
+};
+
+// Calls fn(off) for every cell of the window in order (depth, then rows, then columns), where off
+// = ((d H + h) W + w) C is the cell's offset within the sample.
+template <class Fn>
+inline void for_cells(const Window& win, std::size_t H, std::size_t W, std::size_t C, Fn&& fn) {
+  for (std::size_t d = win.b[0]; d < win.e[0]; ++d)
+    for (std::size_t h = win.b[1]; h < win.e[1]; ++h)
+      for (std::size_t w = win.b[2]; w < win.e[2]; ++w) fn(((d * H + h) * W + w) * C);
+}
+
+// Runs fn(n, win, out_off) for every output position of rows [b, e) of the (N, D', H') output
+// lines, with out_off the position's offset in y (times C).
+template <class Fn>
+inline void for_windows(const PoolAxis (&ax)[3], std::size_t b, std::size_t e, Fn&& fn) {
+  const std::size_t OD = ax[0].out, OH = ax[1].out, OW = ax[2].out;
+  for (std::size_t r = b; r < e; ++r) {
+    const std::size_t n = r / (OD * OH), od = r / OH % OD, oh = r % OH;
+    Window win;
+    window(ax[0], od, win.b[0], win.e[0]);
+    window(ax[1], oh, win.b[1], win.e[1]);
+    for (std::size_t ow = 0; ow < OW; ++ow) {
+      window(ax[2], ow, win.b[2], win.e[2]);
+      fn(n, win, r * OW + ow);
+    }
+  }
+}
+
+std::size_t window_floats(const PoolAxis (&ax)[3], std::size_t C) {
+  return ax[2].out * C * ax[0].size * ax[1].size * ax[2].size;
+}
+
+// x: (N, D, H, W, C) -> y: (N, D', H', W', C); with kArgmax, am (N, D', H', W', C) gets the offset
+// of each maximum within its sample. Strictly greater keeps the first maximum; a NaN replaces it
+// and stays. One task per output line (n, od, oh).
 template <bool kArgmax>
-void max_pool_kernel(const PoolAxis& ax_h, const PoolAxis& ax_w, std::size_t N, std::size_t C,
-                     const float* xd, float* yd, std::int32_t* am) {
-  const std::size_t H = ax_h.in, W = ax_w.in, OH = ax_h.out, OW = ax_w.out;
-  // One task per output row (n, oh).
-  parallel_for(N * OH, grain_for(OW * C * ax_h.size * ax_w.size), [&](std::size_t b, std::size_t e) {
-    for (std::size_t r = b; r < e; ++r) {
-      const std::size_t n = r / OH, oh = r % OH;
-      const float* xs = xd + n * H * W * C;
-      std::size_t h0, h1;
-      window(ax_h, oh, h0, h1);
-      for (std::size_t ow = 0; ow < OW; ++ow) {
-        std::size_t w0, w1;
-        window(ax_w, ow, w0, w1);
-        float* yr = yd + (r * OW + ow) * C;
-        std::int32_t* ar = kArgmax ? am + (r * OW + ow) * C : nullptr;
-        {  // the first cell of the window starts the running maximum
-          const std::size_t off = (h0 * W + w0) * C;
-          const float* xr = xs + off;
+void max_pool_kernel(const PoolAxis (&ax)[3], std::size_t N, std::size_t C, const float* xd, float* yd,
+                     std::int32_t* am) {
+  const std::size_t H = ax[1].in, W = ax[2].in, in_size = ax[0].in * H * W * C;
+  const std::size_t lines = N * ax[0].out * ax[1].out;
+  parallel_for(lines, grain_for(window_floats(ax, C)), [&](std::size_t b, std::size_t e) {
+    for_windows(ax, b, e, [&](std::size_t n, const Window& win, std::size_t o) {
+      const float* xs = xd + n * in_size;
+      float* yr = yd + o * C;
+      std::int32_t* ar = kArgmax ? am + o * C : nullptr;
+      bool first = true;
+      for_cells(win, H, W, C, [&](std::size_t off) {
+        const float* xr = xs + off;
+        const std::int32_t oi = static_cast<std::int32_t>(off);
+        if (first) {  // the first cell of the window starts the running maximum
+          first = false;
           for (std::size_t c = 0; c < C; ++c) yr[c] = xr[c];
           if (kArgmax)
-            for (std::size_t c = 0; c < C; ++c) ar[c] = static_cast<std::int32_t>(off + c);
+            for (std::size_t c = 0; c < C; ++c) ar[c] = oi + static_cast<std::int32_t>(c);
+          return;
         }
-        for (std::size_t h = h0; h < h1; ++h) {
-          for (std::size_t w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
-            const std::size_t off = (h * W + w) * C;
-            const float* xr = xs + off;
-            const std::int32_t o = static_cast<std::int32_t>(off);
-            for (std::size_t c = 0; c < C; ++c) {
-              const float v = xr[c];
-              const bool take = v > yr[c] || v != v;
-              yr[c] = take ? v : yr[c];
-              if (kArgmax) ar[c] = take ? o + static_cast<std::int32_t>(c) : ar[c];
-            }
-          }
+        for (std::size_t c = 0; c < C; ++c) {
+          const float v = xr[c];
+          const bool take = v > yr[c] || v != v;
+          yr[c] = take ? v : yr[c];
+          if (kArgmax) ar[c] = take ? oi + static_cast<std::int32_t>(c) : ar[c];
         }
-      }
-    }
+      });
+    });
   });
 }
+
+// The output-gradient check shared by the pooling layers' backward.
+void check_dy(const Layer& l, const Tensor& dy, const Shape& want) {
+  if (shape_of(dy) != want)
+    fail<ValueError>("Layer '", l.name(), "' (", l.class_name(), "): the output gradient has shape ",
+                     shape_str(shape_of(dy), false), ", expected ", shape_str(want, false));
+}
+
 }  // namespace
 
-// x: (N, H, W, C) -> y: (N, H', W', C). Training records where each maximum came from.
-void MaxPooling2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+// ----- MaxPooling -----------------------------------------------------------------------------------
+
+// x: (N, [D,] H, W, C) -> y: (N, [D',] H', W', C). Training records where each maximum came from.
+void MaxPooling::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
   const std::size_t N = check_input(x);
-  const std::size_t C = channels_;
-  ensure_shape(y, {N, ax_h_.out, ax_w_.out, C});
+  ensure_shape(y, out_shape(N));
   argmax_valid_ = ctx.training;
   if (argmax_valid_) {
     argmax_.resize(y.size());
-    max_pool_kernel<true>(ax_h_, ax_w_, N, C, x.data(), y.data(), argmax_.data());
+    max_pool_kernel<true>(ax_, N, channels_, x.data(), y.data(), argmax_.data());
   } else {
-    max_pool_kernel<false>(ax_h_, ax_w_, N, C, x.data(), y.data(), nullptr);
+    max_pool_kernel<false>(ax_, N, channels_, x.data(), y.data(), nullptr);
   }
   x_ = &x;
 }
 
-void MaxPooling2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
-  if (!x_) fail<StateError>("Layer '", name_, "' (MaxPooling2D): backward called before forward");
+void MaxPooling::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+  if (!x_) fail<StateError>("Layer '", name_, "' (", class_name(), "): backward called before forward");
   const std::size_t N = shape_of(*x_)[0];
-  const std::size_t OH = ax_h_.out, OW = ax_w_.out, C = channels_;
-  if (shape_of(dy) != Shape{N, OH, OW, C})
-    fail<ValueError>("Layer '", name_, "' (MaxPooling2D): the output gradient has shape ",
-                     shape_str(shape_of(dy), false), ", expected ", shape_str({N, OH, OW, C}, false));
+  check_dy(*this, dy, out_shape(N));
   Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
   if (!dx) return;
   ensure_shape(*dx, shape_of(*x_));
   if (!argmax_valid_) {  // after an inference forward: find the maxima again (same comparisons)
     argmax_.resize(dy.size());
     std::vector<float> scratch(dy.size());
-    max_pool_kernel<true>(ax_h_, ax_w_, N, C, x_->data(), scratch.data(), argmax_.data());
+    max_pool_kernel<true>(ax_, N, channels_, x_->data(), scratch.data(), argmax_.data());
     argmax_valid_ = true;
   }
-  const std::size_t in_size = ax_h_.in * ax_w_.in * C, out_size = OH * OW * C;
+  const std::size_t in = in_size(), out = out_size();
   const float* g = dy.data();
   float* d = dx->data();
   const std::int32_t* am = argmax_.data();
   // One task per sample: windows of one sample only touch that sample, so there are no races, and
   // each sample's sums run in a fixed order.
-  parallel_for(N, grain_for(in_size + out_size), [&](std::size_t b, std::size_t e) {
+  parallel_for(N, grain_for(in + out), [&](std::size_t b, std::size_t e) {
     for (std::size_t n = b; n < e; ++n) {
-      float* ds = d + n * in_size;
-      std::fill(ds, ds + in_size, 0.f);
-      const float* gs = g + n * out_size;
-      const std::int32_t* as = am + n * out_size;
-      for (std::size_t i = 0; i < out_size; ++i) ds[as[i]] += gs[i];
+      float* ds = d + n * in;
+      std::fill(ds, ds + in, 0.f);
+      const float* gs = g + n * out;
+      const std::int32_t* as = am + n * out;
+      for (std::size_t i = 0; i < out; ++i) ds[as[i]] += gs[i];
     }
   });
 }
 
-SIGNCORE_REGISTER_LAYER(MaxPooling2D);
+// ----- AveragePooling -------------------------------------------------------------------------------
 
-// ----- AveragePooling2D -----------------------------------------------------------------------------
-
-AveragePooling2D::AveragePooling2D(std::vector<long long> pool_size, std::vector<long long> strides,
-                                   std::string padding, const std::string& data_format, std::string name)
-    : Pooling2D(validate("AveragePooling2D", pool_size, strides, padding, data_format), std::move(name),
-                "average_pooling2d") {}
-
-LayerPtr AveragePooling2D::from_config(const json& c) {
-  try {
-    Args a = args_from_config(c);
-    return std::make_shared<AveragePooling2D>(a.pool_size, a.strides, a.padding, a.data_format, a.name);
-  } catch (const json::exception& e) {
-    fail<ValueError>("Invalid AveragePooling2D config (", e.what(), "). Received: ", c.dump());
-  }
-}
-
-// x: (N, H, W, C) -> y: (N, H', W', C), the mean of the real (unpadded) cells of each window.
-void AveragePooling2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+// x: (N, [D,] H, W, C) -> y: (N, [D',] H', W', C), the mean of the real (unpadded) cells of each
+// window.
+void AveragePooling::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
   const std::size_t N = check_input(x);
-  const std::size_t H = ax_h_.in, W = ax_w_.in, C = channels_, OH = ax_h_.out, OW = ax_w_.out;
-  ensure_shape(y, {N, OH, OW, C});
+  const std::size_t H = ax_[1].in, W = ax_[2].in, C = channels_, in = in_size();
+  ensure_shape(y, out_shape(N));
   const float* xd = x.data();
   float* yd = y.data();
-  parallel_for(N * OH, grain_for(OW * C * pool_[0] * pool_[1]), [&](std::size_t b, std::size_t e) {
-    for (std::size_t r = b; r < e; ++r) {
-      const std::size_t n = r / OH, oh = r % OH;
-      const float* xs = xd + n * H * W * C;
-      std::size_t h0, h1;
-      window(ax_h_, oh, h0, h1);
-      for (std::size_t ow = 0; ow < OW; ++ow) {
-        std::size_t w0, w1;
-        window(ax_w_, ow, w0, w1);
-        float* yr = yd + (r * OW + ow) * C;
-        {
-          const float* xr = xs + (h0 * W + w0) * C;  // the first cell starts the sum
+  parallel_for(N * ax_[0].out * ax_[1].out, grain_for(window_floats(ax_, C)), [&](std::size_t b, std::size_t e) {
+    for_windows(ax_, b, e, [&](std::size_t n, const Window& win, std::size_t o) {
+      const float* xs = xd + n * in;
+      float* yr = yd + o * C;
+      bool first = true;
+      for_cells(win, H, W, C, [&](std::size_t off) {
+        const float* xr = xs + off;
+        if (first) {  // the first cell starts the sum
+          first = false;
           std::copy(xr, xr + C, yr);
+          return;
         }
-        for (std::size_t h = h0; h < h1; ++h)
-          for (std::size_t w = (h == h0 ? w0 + 1 : w0); w < w1; ++w) {
-            const float* xr = xs + (h * W + w) * C;
-            for (std::size_t c = 0; c < C; ++c) yr[c] += xr[c];
-          }
-        const float inv = 1.f / static_cast<float>((h1 - h0) * (w1 - w0));
-        for (std::size_t c = 0; c < C; ++c) yr[c] *= inv;
-      }
-    }
+        for (std::size_t c = 0; c < C; ++c) yr[c] += xr[c];
+      });
+      const float inv = 1.f / static_cast<float>(win.cells());
+      for (std::size_t c = 0; c < C; ++c) yr[c] *= inv;
+    });
   });
   x_ = &x;
 }
 
-void AveragePooling2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
-  if (!x_) fail<StateError>("Layer '", name_, "' (AveragePooling2D): backward called before forward");
+void AveragePooling::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+  if (!x_) fail<StateError>("Layer '", name_, "' (", class_name(), "): backward called before forward");
   const std::size_t N = shape_of(*x_)[0];
-  const std::size_t W = ax_w_.in, OH = ax_h_.out, OW = ax_w_.out, C = channels_;
-  if (shape_of(dy) != Shape{N, OH, OW, C})
-    fail<ValueError>("Layer '", name_, "' (AveragePooling2D): the output gradient has shape ",
-                     shape_str(shape_of(dy), false), ", expected ", shape_str({N, OH, OW, C}, false));
+  check_dy(*this, dy, out_shape(N));
   Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
   if (!dx) return;
   ensure_shape(*dx, shape_of(*x_));
-  const std::size_t in_size = ax_h_.in * W * C, out_size = OH * OW * C;
+  const std::size_t H = ax_[1].in, W = ax_[2].in, C = channels_, in = in_size(), out = out_size();
+  const std::size_t lines = ax_[0].out * ax_[1].out;  // output lines per sample
   const float* g = dy.data();
   float* d = dx->data();
-  parallel_for(N, grain_for(in_size + out_size), [&](std::size_t b, std::size_t e) {
+  // One task per sample (overlapping windows of a sample add into the same cells).
+  parallel_for(N, grain_for(in + out), [&](std::size_t b, std::size_t e) {
     std::vector<float> share(C);
     for (std::size_t n = b; n < e; ++n) {
-      float* ds = d + n * in_size;
-      std::fill(ds, ds + in_size, 0.f);
-      for (std::size_t oh = 0; oh < OH; ++oh) {
-        std::size_t h0, h1;
-        window(ax_h_, oh, h0, h1);
-        for (std::size_t ow = 0; ow < OW; ++ow) {
-          std::size_t w0, w1;
-          window(ax_w_, ow, w0, w1);
-          const float* gr = g + n * out_size + (oh * OW + ow) * C;
-          const float inv = 1.f / static_cast<float>((h1 - h0) * (w1 - w0));
-          for (std::size_t c = 0; c < C; ++c) share[c] = gr[c] * inv;
-          for (std::size_t h = h0; h < h1; ++h)
-            for (std::size_t w = w0; w < w1; ++w) {
-              float* dr = ds + (h * W + w) * C;
-              for (std::size_t c = 0; c < C; ++c) dr[c] += share[c];
-            }
-        }
-      }
+      float* ds = d + n * in;
+      std::fill(ds, ds + in, 0.f);
+      for_windows(ax_, n * lines, (n + 1) * lines, [&](std::size_t, const Window& win, std::size_t o) {
+        const float* gr = g + o * C;
+        const float inv = 1.f / static_cast<float>(win.cells());
+        for (std::size_t c = 0; c < C; ++c) share[c] = gr[c] * inv;
+        for_cells(win, H, W, C, [&](std::size_t off) {
+          float* dr = ds + off;
+          for (std::size_t c = 0; c < C; ++c) dr[c] += share[c];
+        });
+      });
     }
   });
 }
 
-SIGNCORE_REGISTER_LAYER(AveragePooling2D);
+// ----- the four windowed pooling layers -------------------------------------------------------------
 
-// ----- GlobalPooling2D ------------------------------------------------------------------------------
+#define SIGNCORE_POOLING_FROM_CONFIG(Cls, Rank)                                                       \
+  LayerPtr Cls::from_config(const json& c) {                                                          \
+    try {                                                                                             \
+      Args a = args_from_config(c, Rank);                                                             \
+      return std::make_shared<Cls>(a.pool_size, a.strides, a.padding, a.data_format, a.name);         \
+    } catch (const json::exception& e) {                                                              \
+      fail<ValueError>("Invalid " #Cls " config (", e.what(), "). Received: ", c.dump());             \
+    }                                                                                                 \
+  }                                                                                                   \
+  SIGNCORE_REGISTER_LAYER(Cls)
+SIGNCORE_POOLING_FROM_CONFIG(MaxPooling2D, 2);
+SIGNCORE_POOLING_FROM_CONFIG(AveragePooling2D, 2);
+SIGNCORE_POOLING_FROM_CONFIG(MaxPooling3D, 3);
+SIGNCORE_POOLING_FROM_CONFIG(AveragePooling3D, 3);
+#undef SIGNCORE_POOLING_FROM_CONFIG
 
-bool GlobalPooling2D::validate(const char* cls, const std::string& data_format, bool keepdims) {
+// ----- GlobalPooling --------------------------------------------------------------------------------
+
+bool GlobalPooling::validate(const char* cls, const std::string& data_format, bool keepdims) {
   check_data_format(data_format, cls);
   return keepdims;
 }
 
-GlobalPooling2D::GlobalPooling2D(bool keepdims, std::string name, const char* prefix)
-    : Layer(name.empty() ? unique_name(prefix) : std::move(name)), keepdims_(keepdims) {}
+GlobalPooling::GlobalPooling(std::size_t rank, bool keepdims, std::string name, const std::string& prefix)
+    : Layer(name.empty() ? unique_name(prefix) : std::move(name)), rank_(rank), keepdims_(keepdims) {}
 
-json GlobalPooling2D::get_config() const {
+json GlobalPooling::get_config() const {
   json c = Layer::get_config();
   c["data_format"] = "channels_last";
   c["keepdims"] = keepdims_;
   return c;
 }
 
-// (H, W, C) -> (C,) or (1, 1, C)
-Shape GlobalPooling2D::build(const std::vector<Shape>& input_shapes, Parameters& params) {
+// ([D,] H, W, C) -> (C,) or (1, [1,] 1, C)
+Shape GlobalPooling::build(const std::vector<Shape>& input_shapes, Parameters& params) {
   expect_inputs(input_shapes, 1);
   const Shape& in = input_shapes[0];
-  if (in.size() != 3 || shape_size(in) == 0)
-    fail<ValueError>("Layer '", name_, "' (", class_name(), ") expects images of shape (None, height, "
-                     "width, channels). Received: input_shape=", shape_str(in));
-  if (shape_size(in) > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
-    fail<ValueError>("Layer '", name_, "' (", class_name(), "): an image is too large (more than 2^31 "
-                     "values). Received: input_shape=", shape_str(in));
-  h_ = in[0];
-  w_ = in[1];
-  channels_ = in[2];
-  return keepdims_ ? Shape{1, 1, channels_} : Shape{channels_};
+  check_sample_shape(*this, in, rank_);
+  spatial_.assign(in.begin(), in.end() - 1);
+  positions_ = shape_size(spatial_);
+  channels_ = in.back();
+  Shape out = out_shape(1);
+  out.erase(out.begin());
+  return out;
 }
 
-std::size_t GlobalPooling2D::check_input(const Tensor& x) const {
-  const Shape xs = shape_of(x);
-  if (xs.size() != 4 || xs[1] != h_ || xs[2] != w_ || xs[3] != channels_)
-    fail<ValueError>("Layer '", name_, "' (", class_name(), ") expects inputs of shape (N, ", h_, ", ",
-                     w_, ", ", channels_, "). Received: shape=", shape_str(xs, false));
-  return xs[0];
+Shape GlobalPooling::out_shape(std::size_t n) const {
+  if (!keepdims_) return {n, channels_};
+  Shape s(rank_ + 2, 1);
+  s.front() = n;
+  s.back() = channels_;
+  return s;
 }
 
-namespace {
-Shape global_out_shape(std::size_t n, std::size_t c, bool keepdims) {
-  return keepdims ? Shape{n, 1, 1, c} : Shape{n, c};
+std::size_t GlobalPooling::check_input(const Tensor& x) const {
+  Shape sample = spatial_;
+  sample.push_back(channels_);
+  return check_batch_shape(*this, x, sample);
 }
-}  // namespace
+// ----- GlobalAveragePooling -------------------------------------------------------------------------
 
-// ----- GlobalAveragePooling2D -----------------------------------------------------------------------
-
-GlobalAveragePooling2D::GlobalAveragePooling2D(const std::string& data_format, bool keepdims, std::string name)
-    : GlobalPooling2D(validate("GlobalAveragePooling2D", data_format, keepdims), std::move(name),
-                      "global_average_pooling2d") {}
-
-LayerPtr GlobalAveragePooling2D::from_config(const json& c) {
-  try {
-    return std::make_shared<GlobalAveragePooling2D>(data_format_from(c), c.value("keepdims", false),
-                                                    c.value("name", std::string()));
-  } catch (const json::exception& e) {
-    fail<ValueError>("Invalid GlobalAveragePooling2D config (", e.what(), "). Received: ", c.dump());
-  }
-}
-
-// x: (N, H, W, C) -> y: (N, C) (or (N, 1, 1, C)) = the mean over H and W, summed in double.
-void GlobalAveragePooling2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+// x: (N, [D,] H, W, C) -> y: (N, C) (or (N, 1, [1,] 1, C)) = the mean over the spatial axes, summed in double.
+void GlobalAveragePooling::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
   const std::size_t N = check_input(x);
-  const std::size_t P = h_ * w_, C = channels_;
-  ensure_shape(y, global_out_shape(N, C, keepdims_));
+  const std::size_t P = positions_, C = channels_;
+  ensure_shape(y, out_shape(N));
   const float* xd = x.data();
   float* yd = y.data();
   const double inv = 1.0 / static_cast<double>(P);
@@ -472,17 +496,19 @@ void GlobalAveragePooling2D::forward(const std::vector<const Tensor*>& inputs, T
   forwarded_ = true;
 }
 
-void GlobalAveragePooling2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+void GlobalAveragePooling::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
   if (!forwarded_)
-    fail<StateError>("Layer '", name_, "' (GlobalAveragePooling2D): backward called before forward");
-  const std::size_t N = batch_, P = h_ * w_, C = channels_;
-  if (shape_of(dy) != global_out_shape(N, C, keepdims_))
-    fail<ValueError>("Layer '", name_, "' (GlobalAveragePooling2D): the output gradient has shape ",
+    fail<StateError>("Layer '", name_, "' (", class_name(), "): backward called before forward");
+  const std::size_t N = batch_, P = positions_, C = channels_;
+  if (shape_of(dy) != out_shape(N))
+    fail<ValueError>("Layer '", name_, "' (", class_name(), "): the output gradient has shape ",
                      shape_str(shape_of(dy), false), ", expected ",
-                     shape_str(global_out_shape(N, C, keepdims_), false));
+                     shape_str(out_shape(N), false));
   Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
   if (!dx) return;
-  ensure_shape(*dx, {N, h_, w_, C});
+  Shape xs = with_batch(N, spatial_);
+  xs.push_back(C);
+  ensure_shape(*dx, xs);
   const float* g = dy.data();
   float* d = dx->data();
   const float inv = static_cast<float>(1.0 / static_cast<double>(P));
@@ -496,22 +522,8 @@ void GlobalAveragePooling2D::backward(const Tensor& dy, const std::vector<Tensor
   });
 }
 
-SIGNCORE_REGISTER_LAYER(GlobalAveragePooling2D);
 
-// ----- GlobalMaxPooling2D ---------------------------------------------------------------------------
-
-GlobalMaxPooling2D::GlobalMaxPooling2D(const std::string& data_format, bool keepdims, std::string name)
-    : GlobalPooling2D(validate("GlobalMaxPooling2D", data_format, keepdims), std::move(name),
-                      "global_max_pooling2d") {}
-
-LayerPtr GlobalMaxPooling2D::from_config(const json& c) {
-  try {
-    return std::make_shared<GlobalMaxPooling2D>(data_format_from(c), c.value("keepdims", false),
-                                                c.value("name", std::string()));
-  } catch (const json::exception& e) {
-    fail<ValueError>("Invalid GlobalMaxPooling2D config (", e.what(), "). Received: ", c.dump());
-  }
-}
+// ----- GlobalMaxPooling -----------------------------------------------------------------------------
 
 namespace {
 // x: (N, P, C) -> y: (N, C), the maximum over P (first one on ties, NaN wins); with kArgmax, am
@@ -542,12 +554,12 @@ void global_max_kernel(std::size_t N, std::size_t P, std::size_t C, const float*
 }
 }  // namespace
 
-// x: (N, H, W, C) -> y: (N, C) (or (N, 1, 1, C)) = the maximum over H and W (first one on ties).
-void GlobalMaxPooling2D::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+// x: (N, [D,] H, W, C) -> y: (N, C) (or (N, 1, [1,] 1, C)) = the maximum over the spatial axes (first one on ties).
+void GlobalMaxPooling::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
   const std::size_t N = check_input(x);
-  const std::size_t P = h_ * w_, C = channels_;
-  ensure_shape(y, global_out_shape(N, C, keepdims_));
+  const std::size_t P = positions_, C = channels_;
+  ensure_shape(y, out_shape(N));
   argmax_valid_ = ctx.training;
   if (argmax_valid_) {
     argmax_.resize(N * C);
@@ -560,17 +572,17 @@ void GlobalMaxPooling2D::forward(const std::vector<const Tensor*>& inputs, Tenso
   forwarded_ = true;
 }
 
-void GlobalMaxPooling2D::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+void GlobalMaxPooling::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
   if (!forwarded_)
-    fail<StateError>("Layer '", name_, "' (GlobalMaxPooling2D): backward called before forward");
-  const std::size_t N = batch_, P = h_ * w_, C = channels_;
-  if (shape_of(dy) != global_out_shape(N, C, keepdims_))
-    fail<ValueError>("Layer '", name_, "' (GlobalMaxPooling2D): the output gradient has shape ",
+    fail<StateError>("Layer '", name_, "' (", class_name(), "): backward called before forward");
+  const std::size_t N = batch_, P = positions_, C = channels_;
+  if (shape_of(dy) != out_shape(N))
+    fail<ValueError>("Layer '", name_, "' (", class_name(), "): the output gradient has shape ",
                      shape_str(shape_of(dy), false), ", expected ",
-                     shape_str(global_out_shape(N, C, keepdims_), false));
+                     shape_str(out_shape(N), false));
   Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
   if (!dx) return;
-  ensure_shape(*dx, {N, h_, w_, C});
+  ensure_shape(*dx, shape_of(*x_));
   if (!argmax_valid_) {  // after an inference forward: find the maxima again
     argmax_.resize(N * C);
     std::vector<float> scratch(N * C);
@@ -589,6 +601,23 @@ void GlobalMaxPooling2D::backward(const Tensor& dy, const std::vector<Tensor*>& 
   });
 }
 
-SIGNCORE_REGISTER_LAYER(GlobalMaxPooling2D);
+
+// ----- the four global pooling layers ---------------------------------------------------------------
+
+#define SIGNCORE_GLOBAL_POOLING_FROM_CONFIG(Cls)                                                      \
+  LayerPtr Cls::from_config(const json& c) {                                                          \
+    try {                                                                                             \
+      return std::make_shared<Cls>(data_format_from(c), c.value("keepdims", false),                   \
+                                   c.value("name", std::string()));                                   \
+    } catch (const json::exception& e) {                                                              \
+      fail<ValueError>("Invalid " #Cls " config (", e.what(), "). Received: ", c.dump());             \
+    }                                                                                                 \
+  }                                                                                                   \
+  SIGNCORE_REGISTER_LAYER(Cls)
+SIGNCORE_GLOBAL_POOLING_FROM_CONFIG(GlobalAveragePooling2D);
+SIGNCORE_GLOBAL_POOLING_FROM_CONFIG(GlobalMaxPooling2D);
+SIGNCORE_GLOBAL_POOLING_FROM_CONFIG(GlobalAveragePooling3D);
+SIGNCORE_GLOBAL_POOLING_FROM_CONFIG(GlobalMaxPooling3D);
+#undef SIGNCORE_GLOBAL_POOLING_FROM_CONFIG
 
 }  // namespace signcore

@@ -1,8 +1,12 @@
-// Conv2D: 2-D convolution (cross-correlation) over channels-last images, with bias and activation
-// fused, computed as im2col + one GEMM per chunk of the batch (see conv2d.cpp for the design).
-//   x: (N, H, W, C) -> y: (N, OH, OW, F),  y = act(conv(x, W) + b),  W: (kh, kw, C, F), b: (F,)
+// Conv2D and Conv3D: 2-D / 3-D convolution (cross-correlation) over channels-last images / volumes,
+// with bias and activation fused, computed as im2col (vol2col) + one GEMM per chunk of the batch (see
+// conv2d.cpp for the design). Both are one rank-generic Convolution over the three axes of
+// ConvGeometry (depth, height, width; a 2-D image is a volume of depth 1), so there is one engine.
+//   Conv2D: x: (N, H, W, C)    -> y: (N, OH, OW, F),      W: (kh, kw, C, F)
+//   Conv3D: x: (N, D, H, W, C) -> y: (N, OD, OH, OW, F),  W: (kd, kh, kw, C, F)
+//   y = act(conv(x, W) + b), b: (F,)
 //   "valid": OH = floor((H - dilated_kh) / sh) + 1;  "same": OH = ceil(H / sh), the odd padding pixel
-//   at the bottom / right (Keras). Likewise for the width.
+//   at the bottom / right / back (Keras). Likewise for the other axes.
 #pragma once
 
 #include <array>
@@ -15,31 +19,23 @@
 
 namespace signcore {
 
-class Conv2D : public Layer {
+// The shared engine of Conv2D (rank 2) and Conv3D (rank 3).
+class Convolution : public Layer {
  public:
-  using Pair = std::array<long long, 2>;
+  // Per-axis arguments as given (rank values, or one value for every axis).
+  using Sizes = std::vector<long long>;
 
-  // ValueError (naming the value) for filters <= 0, a kernel size, stride or dilation < 1, strides
-  // and dilation both > 1 (as Keras), padding other than "valid"/"same" (case-insensitive),
-  // data_format other than "channels_last" (or ""), groups other than 1, an unknown activation or
-  // initialiser. An empty name picks "conv2d", "conv2d_1", ...
-  Conv2D(long long filters, Pair kernel_size, Pair strides = {1, 1},
-         const std::string& padding = "valid", const std::string& data_format = "channels_last",
-         Pair dilation_rate = {1, 1}, long long groups = 1, const std::string& activation = "linear",
-         bool use_bias = true, std::string kernel_initializer = "glorot_uniform",
-         std::string bias_initializer = "zeros", std::string name = "");
-  static LayerPtr from_config(const json& config);
-
-  std::string class_name() const override { return "Conv2D"; }
   Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
   json get_config() const override;
 
+  std::size_t rank() const { return rank_; }
   std::size_t filters() const { return filters_; }
-  std::array<std::size_t, 2> kernel_size() const { return kernel_size_; }
-  std::array<std::size_t, 2> strides() const { return strides_; }
-  std::array<std::size_t, 2> dilation_rate() const { return dilation_; }
+  // Per spatial axis, `rank` values (the depth only for rank 3).
+  std::vector<std::size_t> kernel_sizes() const { return tail(kernel_size_); }
+  std::vector<std::size_t> stride_sizes() const { return tail(strides_); }
+  std::vector<std::size_t> dilation_sizes() const { return tail(dilation_); }
   ConvPadding padding() const { return padding_; }
   ActivationKind activation() const { return activation_; }
   bool use_bias() const { return use_bias_; }
@@ -53,29 +49,90 @@ class Conv2D : public Layer {
   static void set_pipelined(bool on);
   static bool pipelined();
 
+ protected:
+  // ValueError (naming the value) for filters <= 0, a kernel size, stride or dilation that is not
+  // `rank` integers >= 1, strides and dilation both > 1 (as Keras), padding other than "valid"/"same"
+  // (case-insensitive), data_format other than "channels_last" (or ""), groups other than 1, an
+  // unknown activation or initialiser. An empty name picks snake_case(cls): "conv2d", "conv2d_1", ...
+  Convolution(const char* cls, std::size_t rank, long long filters, const Sizes& kernel_size,
+              const Sizes& strides, const std::string& padding, const std::string& data_format,
+              const Sizes& dilation_rate, long long groups, const std::string& activation,
+              bool use_bias, std::string kernel_initializer, std::string bias_initializer,
+              std::string name);
+  // The constructor arguments from a (Keras) config; ValueError naming a malformed entry.
+  struct Args {
+    long long filters = 0, groups = 1;
+    Sizes kernel_size, strides, dilation_rate;
+    std::string padding, data_format, activation, kernel_initializer, bias_initializer, name;
+    bool use_bias = true;
+  };
+  static Args args_from_config(const char* cls, std::size_t rank, const json& c);
+
  private:
+  std::vector<std::size_t> tail(const std::array<std::size_t, 3>& v) const {
+    return std::vector<std::size_t>(v.end() - rank_, v.end());
+  }
   // Output lines per chunk for the current geometry (whole samples when at least one fits).
   std::size_t chunk_lines() const;
   void backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
                           std::size_t parts, std::size_t step, std::size_t chunks);
 
+  std::size_t rank_;
   std::size_t filters_;
-  std::array<std::size_t, 2> kernel_size_, strides_, dilation_;
+  // Per axis (depth, height, width); the depth entries are 1 for rank 2.
+  std::array<std::size_t, 3> kernel_size_, strides_, dilation_;
   ConvPadding padding_;
   ActivationKind activation_;
   bool use_bias_;
   std::string kernel_initializer_, bias_initializer_;
 
   ConvGeometry geom_;  // per sample, set by build
+  Shape in_shape_;     // per sample, ([D,] H, W, C)
   std::size_t kernel_id_ = 0, bias_id_ = 0;
   // Cached by forward for backward: the input and the output (owned by the caller, unchanged until
   // backward) and, only when the activation's derivative needs it, the pre-activation z.
   const Tensor* x_ = nullptr;
   const Tensor* y_ = nullptr;
-  Tensor z_;                    // (N, OH, OW, F), only for gelu / swish
+  Tensor z_;                    // (N, [OD,] OH, OW, F), only for gelu / swish
   std::vector<float> db_part_;  // per-thread partial bias gradients (parts, F)
   std::vector<float> dW_part_;  // per-thread partial kernel gradients (parts, K, F), pipelined only
-  // The column buffers are per-thread scratch shared by all Conv2D layers (conv2d.cpp).
+  // The column buffers are per-thread scratch shared by all convolution layers (conv2d.cpp).
+};
+
+class Conv2D : public Convolution {
+ public:
+  using Pair = std::array<long long, 2>;
+
+  // Keras 3's arguments; see Convolution for the checks. An empty name picks "conv2d", ...
+  Conv2D(long long filters, Pair kernel_size, Pair strides = {1, 1},
+         const std::string& padding = "valid", const std::string& data_format = "channels_last",
+         Pair dilation_rate = {1, 1}, long long groups = 1, const std::string& activation = "linear",
+         bool use_bias = true, std::string kernel_initializer = "glorot_uniform",
+         std::string bias_initializer = "zeros", std::string name = "");
+  static LayerPtr from_config(const json& config);
+  std::string class_name() const override { return "Conv2D"; }
+
+  std::array<std::size_t, 2> kernel_size() const { return last2(kernel_sizes()); }
+  std::array<std::size_t, 2> strides() const { return last2(stride_sizes()); }
+  std::array<std::size_t, 2> dilation_rate() const { return last2(dilation_sizes()); }
+
+ private:
+  static std::array<std::size_t, 2> last2(const std::vector<std::size_t>& v) { return {v[0], v[1]}; }
+};
+
+class Conv3D : public Convolution {
+ public:
+  using Triple = std::array<long long, 3>;
+
+  // Keras 3's arguments; see Convolution for the checks. An empty name picks "conv3d", ...
+  Conv3D(long long filters, Triple kernel_size, Triple strides = {1, 1, 1},
+         const std::string& padding = "valid", const std::string& data_format = "channels_last",
+         Triple dilation_rate = {1, 1, 1}, long long groups = 1,
+         const std::string& activation = "linear", bool use_bias = true,
+         std::string kernel_initializer = "glorot_uniform", std::string bias_initializer = "zeros",
+         std::string name = "");
+  static LayerPtr from_config(const json& config);
+  std::string class_name() const override { return "Conv3D"; }
 };
 
 }  // namespace signcore

@@ -1,19 +1,24 @@
-// 2-D pooling over images, channels last.
+// 2-D and 3-D pooling, channels last.
 //
 // MaxPooling2D / AveragePooling2D: a (ph, pw) window moved with strides (sh, sw).
 //   x: (N, H, W, C) -> y: (N, H', W', C)
+// MaxPooling3D / AveragePooling3D: a (pd, ph, pw) window moved with strides (sd, sh, sw).
+//   x: (N, D, H, W, C) -> y: (N, D', H', W', C)
+//   Both share one implementation over three axes (depth, height, width); a 2-D image is a volume
+//   of depth 1, so there is one kernel per pooling kind, not one per rank.
 //   padding "valid": H' = floor((H - ph) / sh) + 1 (the window stays inside the image);
 //   padding "same":  H' = ceil(H / sh), padded by max((H' - 1) sh + ph - H, 0) split with the extra
-//   row at the bottom (column at the right), as TensorFlow/Keras. Padded cells never take part:
-//   max pooling ignores them, average pooling divides by the number of real cells in the window.
-//   Max pooling sends the gradient to the first maximum in window order (row by row, left to right;
-//   the rule of PyTorch's CPU max_pool2d and of TensorFlow's CPU MaxPoolGrad, which both replace the
-//   running maximum only on a strictly greater value). A NaN in the window wins and propagates, as
-//   in PyTorch. A training forward records the arg-max; after an inference forward, backward finds
-//   it again with the same comparisons.
+//   row at the bottom (column at the right, plane at the back), as TensorFlow/Keras. Padded cells
+//   never take part: max pooling ignores them, average pooling divides by the number of real cells
+//   in the window (TensorFlow's AvgPool/AvgPool3D).
+//   Max pooling sends the gradient to the first maximum in window order (plane by plane, row by
+//   row, left to right; the rule of PyTorch's CPU max_pool2d and of TensorFlow's CPU MaxPoolGrad,
+//   which both replace the running maximum only on a strictly greater value). A NaN in the window
+//   wins and propagates, as in PyTorch. A training forward records the arg-max; after an inference
+//   forward, backward finds it again with the same comparisons.
 //
-// GlobalAveragePooling2D / GlobalMaxPooling2D: over H and W.
-//   x: (N, H, W, C) -> y: (N, C), or (N, 1, 1, C) with keepdims.
+// GlobalAveragePooling2D / GlobalMaxPooling2D (and the 3-D ones): over every spatial axis.
+//   x: (N, H, W, C) -> y: (N, C), or (N, 1, 1, C) with keepdims; x: (N, D, H, W, C) -> (N, C).
 #pragma once
 
 #include <cstdint>
@@ -26,125 +31,160 @@ namespace signcore {
 
 // The window geometry along one spatial axis.
 struct PoolAxis {
-  std::size_t in = 0, out = 0, size = 0, stride = 0, pad_before = 0;
+  std::size_t in = 1, out = 1, size = 1, stride = 1, pad_before = 0;
 };
 
-// Shared by MaxPooling2D and AveragePooling2D.
-class Pooling2D : public Layer {
+// Shared by the windowed poolings of rank 2 (images) and 3 (volumes). The axes are held as
+// (depth, height, width); for rank 2 the depth axis is a single plane.
+class Pooling : public Layer {
  public:
-  // The validated arguments: pool size and strides (strides empty = pool size), padding lowercased.
+  // The validated arguments: pool size and strides per axis (depth, height, width; depth 1 for
+  // rank 2; strides empty = pool size), padding lowercased.
   struct Spec {
-    std::size_t pool[2], strides[2];
+    std::size_t rank = 2;
+    std::size_t pool[3] = {1, 1, 1}, strides[3] = {1, 1, 1};
     std::string padding;
   };
-  // ValueError for non-positive sizes or strides, a padding other than "valid"/"same" (any case)
-  // or a data_format other than "channels_last" ("" = the default, channels_last). `cls` names the
-  // layer in the messages.
-  static Spec validate(const char* cls, const std::vector<long long>& pool_size,
+  // ValueError for a pool size or strides that are not `rank` positive integers (one value is used
+  // for every axis), a padding other than "valid"/"same" (any case) or a data_format other than
+  // "channels_last" ("" = the default, channels_last). `cls` names the layer in the messages.
+  static Spec validate(const char* cls, std::size_t rank, const std::vector<long long>& pool_size,
                        const std::vector<long long>& strides, const std::string& padding,
                        const std::string& data_format);
   // Validation happens before the automatic name ("max_pooling2d_3") is taken from `prefix`.
-  Pooling2D(const Spec& spec, std::string name, const char* prefix);
+  Pooling(const Spec& spec, std::string name, const std::string& prefix);
 
   Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
   json get_config() const override;
 
-  std::size_t pool_h() const { return pool_[0]; }
-  std::size_t pool_w() const { return pool_[1]; }
-  std::size_t stride_h() const { return strides_[0]; }
-  std::size_t stride_w() const { return strides_[1]; }
+  std::size_t rank() const { return rank_; }
+  // Per spatial axis, `rank` values (the depth only for rank 3).
+  std::vector<std::size_t> pool_size() const { return tail(pool_); }
+  std::vector<std::size_t> strides() const { return tail(strides_); }
+  std::size_t pool_h() const { return pool_[1]; }
+  std::size_t pool_w() const { return pool_[2]; }
+  std::size_t stride_h() const { return strides_[1]; }
+  std::size_t stride_w() const { return strides_[2]; }
   const std::string& padding() const { return padding_; }
 
  protected:
-  // Parses the (Keras 3) config keys shared by both pooling layers.
+  // Parses the (Keras 3) config keys shared by the pooling layers of one rank.
   struct Args {
     std::vector<long long> pool_size, strides;
     std::string padding, data_format, name;
   };
-  static Args args_from_config(const json& c);
-  // Checks x against the built shape (N, H, W, C) and returns N.
+  static Args args_from_config(const json& c, std::size_t rank);
+  // Checks x against the built shape (N, [D,] H, W, C) and returns N.
   std::size_t check_input(const Tensor& x) const;
+  // The output tensor shape (N, [D',] H', W', C).
+  Shape out_shape(std::size_t n) const;
+  std::size_t in_size() const { return ax_[0].in * ax_[1].in * ax_[2].in * channels_; }
+  std::size_t out_size() const { return ax_[0].out * ax_[1].out * ax_[2].out * channels_; }
+  std::vector<std::size_t> tail(const std::size_t (&v)[3]) const {
+    return std::vector<std::size_t>(v + 3 - rank_, v + 3);
+  }
 
-  std::size_t pool_[2], strides_[2];
+  std::size_t rank_;
+  std::size_t pool_[3], strides_[3];
   std::string padding_;  // "valid" or "same"
-  PoolAxis ax_h_, ax_w_;
+  PoolAxis ax_[3];       // depth, height, width
   std::size_t channels_ = 0;
   const Tensor* x_ = nullptr;  // the last forward's input (alive until backward)
 };
+using Pooling2D = Pooling;
 
-class MaxPooling2D : public Pooling2D {
+// The maximum over each window, for either rank.
+class MaxPooling : public Pooling {
  public:
-  MaxPooling2D(std::vector<long long> pool_size = {2, 2}, std::vector<long long> strides = {},
-               std::string padding = "valid", const std::string& data_format = "",
-               std::string name = "");
-  static LayerPtr from_config(const json& config);
-  std::string class_name() const override { return "MaxPooling2D"; }
+  using Pooling::Pooling;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
 
  private:
-  // For each output value, the offset of its maximum within the sample: ((h W) + w) C + c.
+  // For each output value, the offset of its maximum within the sample: (((d H) + h) W + w) C + c.
   // Recorded by a training forward; after an inference forward backward recomputes it from x.
-  std::vector<std::int32_t> argmax_;  // (N, H', W', C)
+  std::vector<std::int32_t> argmax_;  // (N, [D',] H', W', C)
   bool argmax_valid_ = false;
 };
 
-class AveragePooling2D : public Pooling2D {
+// The mean over the real cells of each window, for either rank.
+class AveragePooling : public Pooling {
  public:
-  AveragePooling2D(std::vector<long long> pool_size = {2, 2}, std::vector<long long> strides = {},
-                   std::string padding = "valid", const std::string& data_format = "",
-                   std::string name = "");
-  static LayerPtr from_config(const json& config);
-  std::string class_name() const override { return "AveragePooling2D"; }
+  using Pooling::Pooling;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
 };
 
-// Shared by the two global poolings.
-class GlobalPooling2D : public Layer {
+// The four concrete layers: Keras's arguments and names over the shared implementations.
+#define SIGNCORE_POOLING_LAYER(Cls, Base, Rank, Default)                                          \
+  class Cls : public Base {                                                                       \
+   public:                                                                                        \
+    Cls(std::vector<long long> pool_size = Default, std::vector<long long> strides = {},          \
+        std::string padding = "valid", const std::string& data_format = "", std::string name = "") \
+        : Base(validate(#Cls, Rank, pool_size, strides, padding, data_format), std::move(name),   \
+               snake_case(#Cls)) {}                                                               \
+    static LayerPtr from_config(const json& config);                                              \
+    std::string class_name() const override { return #Cls; }                                     \
+  }
+SIGNCORE_POOLING_LAYER(MaxPooling2D, MaxPooling, 2, (std::vector<long long>{2, 2}));
+SIGNCORE_POOLING_LAYER(AveragePooling2D, AveragePooling, 2, (std::vector<long long>{2, 2}));
+SIGNCORE_POOLING_LAYER(MaxPooling3D, MaxPooling, 3, (std::vector<long long>{2, 2, 2}));
+SIGNCORE_POOLING_LAYER(AveragePooling3D, AveragePooling, 3, (std::vector<long long>{2, 2, 2}));
+#undef SIGNCORE_POOLING_LAYER
+
+// Shared by the global poolings of rank 2 and 3: over all the P spatial positions of a sample.
+class GlobalPooling : public Layer {
  public:
   // ValueError for a data_format other than "channels_last" ("" = the default).
   static bool validate(const char* cls, const std::string& data_format, bool keepdims);
-  GlobalPooling2D(bool keepdims, std::string name, const char* prefix);
+  GlobalPooling(std::size_t rank, bool keepdims, std::string name, const std::string& prefix);
   Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
   json get_config() const override;
   bool keepdims() const { return keepdims_; }
 
  protected:
   std::size_t check_input(const Tensor& x) const;  // returns N
+  Shape out_shape(std::size_t n) const;             // (N, C) or (N, 1, [1,] 1, C)
+  std::size_t rank_;
   bool keepdims_;
-  std::size_t h_ = 0, w_ = 0, channels_ = 0;
+  Shape spatial_;  // ([D,] H, W)
+  std::size_t positions_ = 0, channels_ = 0;  // P = the product of spatial_, C
   bool forwarded_ = false;
-};
-
-class GlobalAveragePooling2D : public GlobalPooling2D {
- public:
-  explicit GlobalAveragePooling2D(const std::string& data_format = "", bool keepdims = false,
-                                  std::string name = "");
-  static LayerPtr from_config(const json& config);
-  std::string class_name() const override { return "GlobalAveragePooling2D"; }
-  void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
-  void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
-
- private:
   std::size_t batch_ = 0;  // N of the last forward
 };
 
-class GlobalMaxPooling2D : public GlobalPooling2D {
+class GlobalAveragePooling : public GlobalPooling {
  public:
-  explicit GlobalMaxPooling2D(const std::string& data_format = "", bool keepdims = false,
-                              std::string name = "");
-  static LayerPtr from_config(const json& config);
-  std::string class_name() const override { return "GlobalMaxPooling2D"; }
+  using GlobalPooling::GlobalPooling;
+  void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
+};
+
+class GlobalMaxPooling : public GlobalPooling {
+ public:
+  using GlobalPooling::GlobalPooling;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
 
  private:
-  std::size_t batch_ = 0;
   const Tensor* x_ = nullptr;
-  // (N, C): offset (h W + w) C + c of each maximum in its sample; as MaxPooling2D's.
+  // (N, C): offset p C + c of each maximum in its sample; as MaxPooling's.
   std::vector<std::int32_t> argmax_;
   bool argmax_valid_ = false;
 };
+
+#define SIGNCORE_GLOBAL_POOLING_LAYER(Cls, Base, Rank)                                            \
+  class Cls : public Base {                                                                       \
+   public:                                                                                        \
+    explicit Cls(const std::string& data_format = "", bool keepdims = false, std::string name = "") \
+        : Base(Rank, validate(#Cls, data_format, keepdims), std::move(name), snake_case(#Cls)) {} \
+    static LayerPtr from_config(const json& config);                                              \
+    std::string class_name() const override { return #Cls; }                                     \
+  }
+SIGNCORE_GLOBAL_POOLING_LAYER(GlobalAveragePooling2D, GlobalAveragePooling, 2);
+SIGNCORE_GLOBAL_POOLING_LAYER(GlobalMaxPooling2D, GlobalMaxPooling, 2);
+SIGNCORE_GLOBAL_POOLING_LAYER(GlobalAveragePooling3D, GlobalAveragePooling, 3);
+SIGNCORE_GLOBAL_POOLING_LAYER(GlobalMaxPooling3D, GlobalMaxPooling, 3);
+#undef SIGNCORE_GLOBAL_POOLING_LAYER
 
 }  // namespace signcore
