@@ -1,6 +1,8 @@
 """ConvLSTM2D, signcore vs PyTorch: one training step (forward + backward) of a single layer.
 
-Rows (batch 2, 20 frames, as the seed 004 video model):
+Rows (batch 2, 20 frames, as the seed 004 video model), and the whole seed 004 model's training
+step (Adam, sparse cross-entropy, 2,000 classes) at 64x64 and at the seed's 150x150 frames, against
+the same model composed from torch ops (torch_video_model):
   * "seed layer 3": ConvLSTM2D(14, 3x3) on 36x36x8 frames (the seed model's third layer);
   * "seed layer 1": ConvLSTM2D(4, 3x3) on 64x64x3 frames (the first layer at a smaller frame size);
   * the same two with recurrent_dropout=0.2 (as the seed model), training mode.
@@ -38,19 +40,55 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=2, help="batch size (default: 2)")
     parser.add_argument("--frames", type=int, default=20, help="time steps T (default: 20)")
+    parser.add_argument("--model-sizes", default="64,150",
+                        help="frame sizes for the whole seed 004 model's training step (default: "
+                             "64,150; 150 is the seed's)")
     common.add_common_args(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.repeat, args.warmup, args.min_time, args.frames = 2, 1, 0.0, 4
+        args.model_sizes = "46"  # the smallest frame the four valid 3x3 cells and pools leave 1x1
+    args.model_sizes = [int(v) for v in str(args.model_sizes).split(",") if v.strip()]
     if min(args.batch_size, args.frames, args.threads) < 1:
         parser.error("--batch-size, --frames and --threads must be at least 1")
     return args
 
 
+def torch_convlstm(x, w, u, b, filters, rec_dropout, sequences=False):
+    """The ConvLSTM2D cell from torch conv2d: x (N, T, C, H, W) -> h (N, F, OH, OW), or all the
+    steps' h (N, T, F, OH, OW) with `sequences`. Input convolution of all frames in one call; per
+    step one "same" convolution of h (one per gate on its own recurrent-dropout mask)."""
+    import torch
+    import torch.nn.functional as F
+
+    batch, frames, C, H, W = x.shape
+    G = 4 * filters
+    zx = F.conv2d(x.reshape(batch * frames, C, H, W), w, b)
+    oh, ow = zx.shape[-2:]
+    zx = zx.reshape(batch, frames, G, oh, ow)
+    h = torch.zeros(batch, filters, oh, ow)
+    c = torch.zeros_like(h)
+    masks = None
+    if rec_dropout:  # one mask per gate, drawn once per batch
+        scale = 1 / (1 - rec_dropout)
+        masks = [(torch.rand(batch, filters, oh, ow) >= rec_dropout).float() * scale for _ in range(4)]
+    hs = []
+    for t in range(frames):
+        if masks is None:
+            zh = F.conv2d(h, u, padding=1)
+        else:
+            zh = torch.cat([F.conv2d(h * masks[k], u[k * filters:(k + 1) * filters], padding=1)
+                            for k in range(4)], dim=1)
+        i, f, g, o = torch.split(zx[:, t] + zh, filters, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        hs.append(h)
+    return torch.stack(hs, dim=1) if sequences else h
+
+
 def torch_step(shape, filters, rec_dropout, batch, frames):
     """A closure running forward + backward of the torch composition on fixed random data."""
     import torch
-    import torch.nn.functional as F
 
     H, W, C = shape
     G = 4 * filters
@@ -61,31 +99,81 @@ def torch_step(shape, filters, rec_dropout, batch, frames):
     b = torch.zeros(G, requires_grad=True)
     oh, ow = H - 2, W - 2
     dy = torch.randn(batch, filters, oh, ow, generator=gen)
-    scale = 1 / (1 - rec_dropout) if rec_dropout else 1.0
 
     def step():
         for p in (x, w, u, b):
             p.grad = None
-        # one convolution of every frame: (N T, C, H, W) -> (N, T, 4F, OH, OW)
-        zx = F.conv2d(x.reshape(batch * frames, C, H, W), w, b).reshape(batch, frames, G, oh, ow)
-        h = torch.zeros(batch, filters, oh, ow)
-        c = torch.zeros_like(h)
-        masks = None
-        if rec_dropout:  # one mask per gate, drawn once per batch
-            masks = [(torch.rand(batch, filters, oh, ow) >= rec_dropout).float() * scale
-                     for _ in range(4)]
-        for t in range(frames):
-            if masks is None:
-                zh = F.conv2d(h, u, padding=1)
-            else:
-                zh = torch.cat([F.conv2d(h * masks[k], u[k * filters:(k + 1) * filters], padding=1)
-                                for k in range(4)], dim=1)
-            i, f, g, o = torch.split(zx[:, t] + zh, filters, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-        (h * dy).sum().backward()
+        (torch_convlstm(x, w, u, b, filters, rec_dropout) * dy).sum().backward()
 
     return step
+
+
+SEED_FILTERS = (4, 8, 14, 16)
+
+
+def torch_video_model(frames, size, classes):
+    """Seed 004's model from torch ops: 4 x [ConvLSTM2D(f, 3x3, recurrent_dropout 0.2, sequences),
+    MaxPooling3D((1, 2, 2)), Dropout(0.2) except after the last], Flatten, Dense(classes)."""
+    import torch
+
+    class Video(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            cin, s = 3, size
+            self.cells = torch.nn.ParameterList()
+            for f in SEED_FILTERS:
+                self.cells.append(torch.nn.Parameter(0.1 * torch.randn(4 * f, cin, 3, 3)))
+                self.cells.append(torch.nn.Parameter(0.1 * torch.randn(4 * f, f, 3, 3)))
+                self.cells.append(torch.nn.Parameter(torch.zeros(4 * f)))
+                cin, s = f, (s - 2) // 2
+            self.dense = torch.nn.Linear(frames * s * s * cin, classes)
+
+        def forward(self, x):  # (N, T, C, H, W)
+            for k, f in enumerate(SEED_FILTERS):
+                w, u, b = self.cells[3 * k:3 * k + 3]
+                x = torch_convlstm(x, w, u, b, f, 0.2 if self.training else 0.0, sequences=True)
+                n, t = x.shape[:2]
+                x = torch.nn.functional.max_pool2d(x.flatten(0, 1), 2).unflatten(0, (n, t))
+                if k < 3:
+                    x = torch.nn.functional.dropout(x, 0.2, self.training)
+            return self.dense(x.flatten(1))
+
+    return Video()
+
+
+def model_rows(args, timing):
+    """Training step of the whole seed 004 model (Adam, sparse cross-entropy) at each frame size."""
+    import numpy as np
+    import torch
+
+    import signcore
+    from signcore import applications
+
+    rows = []
+    n, t_len, classes = args.batch_size, args.frames, 2000
+    for size in args.model_sizes:
+        signcore.utils.set_random_seed(0)
+        model = applications.video_convlstm(input_shape=(t_len, size, size, 3), num_classes=classes)
+        model.compile(optimizer=signcore.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x = rng.random((n, t_len, size, size, 3), dtype=np.float32)
+        y = rng.integers(0, classes, n)
+        ours = common.measure(lambda: model.train_on_batch(x, y), **timing)
+        tm = torch_video_model(t_len, size, classes).train()
+        opt = torch.optim.Adam(tm.parameters(), lr=1e-3)
+        xt = torch.from_numpy(x).permute(0, 1, 4, 2, 3).contiguous()
+        yt = torch.from_numpy(y)
+
+        def step():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(tm(xt), yt).backward()
+            opt.step()
+
+        theirs = common.measure(step, **timing)
+        rows.append([f"seed 004 model, {size}x{size} frames, train step", f"{ours.median * 1e3:.1f}",
+                     f"{theirs.median * 1e3:.1f}", f"{theirs.median / ours.median:.2f}",
+                     f"{max(ours.spread, theirs.spread):.0%}"])
+    return rows
 
 
 def main(argv=None):
@@ -111,6 +199,7 @@ def main(argv=None):
         a, b = 1 / ours.median, 1 / theirs.median
         rows.append([name, f"{ours.median * 1e3:.1f}", f"{theirs.median * 1e3:.1f}", f"{a / b:.2f}",
                      f"{max(ours.spread, theirs.spread):.0%}"])
+    rows += model_rows(args, timing)
     common.print_table(rows, ["layer", "signcore ms", "PyTorch ms", "signcore/PyTorch", "noise"])
     return 0
 

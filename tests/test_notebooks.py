@@ -134,3 +134,17 @@ def test_mlp_benchmark_runs(tmp):
     for row in report["rows"]:
         for key in ("signcore samples/s", "PyTorch samples/s", "signcore/PyTorch"):
             assert float(row[key].replace(",", "")) > 0
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO_ROOT / "benchmarks").glob("bench_*.py")
+                                         if p.name != "bench_mlp.py"))
+def test_every_benchmark_runs_quick(script, tmp):
+    """Each benchmark script runs end to end at its --quick sizes and prints its table (the
+    numbers mean nothing at these sizes and are not checked)."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / script), "--quick", "--threads", "1"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "signcore" in result.stdout
