@@ -240,6 +240,51 @@ def test_conv2d_pipelined_threading_matches_shared(case):
         np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
 
 
+# The direct forward kernel (direct_conv.cpp) runs for relu / linear with filters a multiple of 8;
+# blocks of 6 pixels x 16 filters (or 12 x 8), with narrower blocks for the rest of a line.
+DIRECT_CASES = [
+    (9, 13, 3, 16, (3, 3), (1, 1), "same", (1, 1), "relu", True, 2),     # 13 = 2 blocks of 6 + 1
+    (8, 11, 5, 8, (3, 3), (1, 1), "valid", (1, 1), "linear", True, 1),   # 12 x 8 blocks, 9 wide
+    (10, 17, 4, 24, (3, 2), (2, 2), "same", (1, 1), "relu", False, 2),   # F = 24: blocks of 8
+    (12, 12, 2, 32, (3, 3), (1, 1), "same", (2, 2), "relu", True, 2),    # dilation
+    (7, 20, 6, 48, (2, 4), (1, 3), "same", (1, 1), "linear", True, 3),   # even kernel, stride 3
+    (5, 5, 1, 16, (5, 5), (1, 1), "valid", (1, 1), "relu", True, 2),     # kernel = image
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=case_id)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_direct_forward_matches_torch_and_im2col(case, threads):
+    """The direct forward kernel equals PyTorch's convolution and signcore's im2col + SGEMM path
+    (which the backward pass keeps using), on 1 and 2 threads."""
+    x, w, b = case_data(case)
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    params = [w32] + ([] if b is None else [b.astype(np.float32)])
+
+    def forward(direct):
+        layer = make_layer(case)
+        h = _core.LayerHarness(layer, [list(case[:3])])
+        layer.set_weights(params)
+        _core._set_conv_direct(direct)
+        try:
+            return h.forward([x32])
+        finally:
+            _core._set_conv_direct(True)
+
+    old = signcore.get_num_threads()
+    signcore.set_num_threads(threads)
+    try:
+        assert _core._conv_direct()
+        direct, im2col = forward(True), forward(False)
+    finally:
+        signcore.set_num_threads(old)
+    ty = torch_conv(case, x32.astype(np.float64), w32, None if b is None else b.astype(np.float32),
+                    np.ones(direct.shape))[0]
+    np.testing.assert_allclose(direct, ty, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(direct, im2col, rtol=1e-5, atol=1e-5)
+    assert not np.array_equal(direct, np.zeros_like(direct))
+
+
 # ----- hand-computed --------------------------------------------------------------------------------
 
 def run_tiny(padding, strides=(1, 1), dilation=(1, 1), dy=None):

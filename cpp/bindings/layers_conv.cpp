@@ -281,6 +281,10 @@ Output shape: (batch_size, top_pad + rows + bottom_pad, left_pad + cols + right_
         "Whether Conv2D runs whole chunks per thread (see conv2d.cpp).");
   m.def("_set_conv_pipelined", [](bool on) { Conv2D::set_pipelined(on); }, py::arg("on"),
         "Switch Conv2D's pipelined threading on or off (process-wide; benchmarks and tuning).");
+  m.def("_conv_direct", [] { return Conv2D::direct(); },
+        "Whether Conv2D / Conv3D forward passes use the direct kernel where it applies.");
+  m.def("_set_conv_direct", [](bool on) { Conv2D::set_direct(on); }, py::arg("on"),
+        "Switch the direct forward convolution on or off (process-wide; benchmarks and tests).");
   m.def("_benchmark_layer",
         [](const LayerPtr& layer, const std::vector<std::size_t>& input_shape, std::size_t batch,
            std::size_t iters, bool backward, bool need_dx) {

@@ -48,6 +48,10 @@ class Convolution : public Layer {
   // single-threaded sgemm, instead of all threads taking turns on every step. Process-wide.
   static void set_pipelined(bool on);
   static bool pipelined();
+  // Direct forward convolution (direct_conv.hpp; on by default where supported: relu / linear,
+  // F a multiple of 8, an AVX2 + FMA build); off: im2col + SGEMM. Process-wide.
+  static void set_direct(bool on);
+  static bool direct();
 
  protected:
   // ValueError (naming the value) for filters <= 0, a kernel size, stride or dilation that is not
