@@ -8,7 +8,7 @@ Layers (batch 128 by default, ReLU fused, as in the reference CNN):
     conv4  16x16x64 -> 64, 3x3 "valid"
 
     python benchmarks/bench_conv.py [--threads N] [--batch-size 128] [--chunk-kb 1024,4096]
-                                    [--threading shared,pipelined]
+                                    [--threading pipelined,direct]
 
 signcore is timed in C++ on one layer (`_core._benchmark_layer`: forward in training mode, then
 backward with the gradients the layer needs in a model), PyTorch with `torch.nn.functional.conv2d`
@@ -19,9 +19,11 @@ the backward. "vs torch" is the best PyTorch time divided by signcore's (above 1
 "% SGEMM" is signcore's GFLOP/s over the 2048^3 SGEMM rate of the same OpenBLAS; both use the
 fastest signcore variant of the row.
 
-signcore variants: --chunk-kb (the im2col chunk size) and --threading: "shared" (OpenMP loops and
-multi-threaded OpenBLAS calls take turns on every chunk) and "pipelined" (the default: each thread
-runs whole chunks with a single-threaded sgemm; see cpp/src/layers/conv2d.cpp).
+signcore variants: --chunk-kb (the im2col chunk size) and --threading: "shared" (im2col forward;
+OpenMP loops and multi-threaded OpenBLAS calls take turns on every chunk), "pipelined" (im2col
+forward; each thread runs whole chunks with a single-threaded sgemm; see
+cpp/src/layers/conv2d.cpp) and "direct" (the library's default: the direct forward kernel of
+cpp/src/direct_conv.cpp, pipelined backward).
 
 Threads: signcore alternates its OpenMP loops with OpenBLAS's own threads. With the default
 environment both pools busy-wait after their work and starve each other on a small machine, so the
@@ -47,15 +49,20 @@ LAYERS = [  # name, (H, W, C), filters, padding, input gradient needed
 ]
 
 
+MODES = {"shared": dict(pipelined=False, direct=False),  # mode: Conv2D's switches
+         "pipelined": dict(pipelined=True, direct=False),
+         "direct": dict(pipelined=True, direct=True)}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
     parser.add_argument("--chunk-kb", default=None,
                         help="signcore's im2col chunk size(s) in KiB, comma-separated: one column "
                              "per value (default: the library's)")
-    parser.add_argument("--threading", default="shared,pipelined",
-                        help="signcore threading mode(s), comma-separated: shared, pipelined "
-                             "(default: both)")
+    parser.add_argument("--threading", default="pipelined,direct",
+                        help="signcore mode(s), comma-separated: shared, pipelined, direct "
+                             "(default: pipelined,direct)")
     parser.add_argument("--inherit-env", action="store_true",
                         help=f"do not set {', '.join(f'{k}={v}' for k, v in THREAD_ENV.items())}")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -67,8 +74,8 @@ def parse_args(argv=None):
         parser.error("--batch-size, --repeat and --threads must be at least 1")
     args.chunks = None if args.chunk_kb is None else [int(c) for c in args.chunk_kb.split(",")]
     args.modes = [m.strip() for m in args.threading.split(",") if m.strip()]
-    if not args.modes or any(m not in ("shared", "pipelined") for m in args.modes):
-        parser.error(f"--threading takes shared and/or pipelined. Received: {args.threading!r}")
+    if not args.modes or any(m not in MODES for m in args.modes):
+        parser.error(f"--threading takes {', '.join(MODES)}. Received: {args.threading!r}")
     return args
 
 
@@ -146,7 +153,7 @@ def main(argv=None):
     common.set_threads(args.threads)
     timing = dict(warmup=args.warmup, repeat=args.repeat, min_time=args.min_time)
     chunks = args.chunks or [_core._conv_chunk_bytes() // 1024]
-    default_chunk = _core._conv_chunk_bytes()
+    defaults = (_core._conv_chunk_bytes(), _core._conv_pipelined(), _core._conv_direct())
     variants = [(kb, mode) for kb in chunks for mode in args.modes]
     n = args.batch_size
 
@@ -157,14 +164,16 @@ def main(argv=None):
             row = {"layer": name, "pass": label, "gflop": mult * fl / 1e9, "signcore_ms": {}}
             for kb, mode in variants:
                 _core._set_conv_chunk_bytes(kb * 1024)
-                _core._set_conv_pipelined(mode == "pipelined")
+                _core._set_conv_pipelined(MODES[mode]["pipelined"])
+                _core._set_conv_direct(MODES[mode]["direct"])
                 t = measure_signcore(
                     lambda: layers.Conv2D(filters, 3, padding=padding, activation="relu"),
                     shape, n, backward, need_dx and backward, **timing)
                 row["signcore_ms"][f"{kb}K {mode}"] = t.median * 1e3
                 row["noise"] = max(row.get("noise", 0.0), t.spread)
-            _core._set_conv_chunk_bytes(default_chunk)
-            _core._set_conv_pipelined(False)
+            _core._set_conv_chunk_bytes(defaults[0])
+            _core._set_conv_pipelined(defaults[1])
+            _core._set_conv_direct(defaults[2])
             for fmt, cl in (("torch_ms", False), ("torch_cl_ms", True)):
                 fwd, fwd_bwd = torch_fns(shape, filters, padding, n, need_dx, cl)
                 t = common.measure(fwd_bwd if backward else fwd, **timing)

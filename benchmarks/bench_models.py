@@ -15,9 +15,10 @@ Rows:
     inference    signcore `model.predict_on_batch(x)`; PyTorch forward in eval mode under
                  `torch.inference_mode()`; same batch
     latency      the same for one image, in ms (lower is better)
-    peak memory  each library in a fresh child process that imports only itself: the resident-set
-                 high-water mark over 5 training steps minus the resident set just before the model
-                 is built (weights, optimiser state, activations, scratch), in MB
+    peak memory  each library in a fresh child process: the resident-set high-water mark over 5
+                 training steps minus the resident set just before the model is built (weights,
+                 optimiser state, activations, scratch), in MB. The PyTorch child also loads
+                 signcore, to read the architecture, before that baseline
 
 PyTorch runs in whichever memory format is faster for that row (NCHW or channels_last); the table
 says which. "% SGEMM" is signcore's training FLOP rate (2*M*K*F per GEMM-shaped product: forward,
@@ -68,6 +69,7 @@ def signcore_model(name, quick):
 def torch_model(model):
     """The same architecture in torch.nn, from the signcore model's layers (NCHW; softmax dropped
     from the end: PyTorch's loss takes logits)."""
+    import numpy as np
     import torch.nn as nn
 
     acts = {"relu": nn.ReLU, "softmax": lambda: nn.Softmax(dim=1), "linear": None}
@@ -89,7 +91,7 @@ def torch_model(model):
             mods.append(nn.Dropout(c["rate"]))
         elif kind == "Flatten":
             mods.append(nn.Flatten())
-            features = int(__import__("numpy").prod(layer.output_shape[1:]))
+            features = int(np.prod(layer.output_shape[1:]))
         elif kind == "Activation":
             pass
         else:
@@ -171,6 +173,13 @@ def peak_memory(library, name, threads, quick):
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
+def against_best_layout(ours, theirs):
+    """signcore's Timing against the fastest of PyTorch's ({layout: Timing}), in seconds."""
+    fmt = min(theirs, key=lambda k: theirs[k].median)
+    return {"signcore": ours.median, "torch": theirs[fmt].median, "torch_format": fmt,
+            "noise": max(ours.spread, theirs[fmt].spread)}
+
+
 def bench_model(name, args, timing):
     import numpy as np
     import torch
@@ -204,12 +213,10 @@ def bench_model(name, args, timing):
             torch.nn.functional.cross_entropy(m(xt), yt).backward()
             optim.step()
         tt[fmt] = common.measure(step, **timing)
-    fmt = min(tt, key=lambda k: tt[k].median)
-    res["train"] = {"signcore": ours.median, "torch": tt[fmt].median, "torch_format": fmt,
-                    "noise": max(ours.spread, tt[fmt].spread)}
+    res["train"] = against_best_layout(ours, tt)
     # inference and latency
     ti, tl = {}, {}
-    for fmt_, m, xt, xt1 in torch_variants():
+    for fmt, m, xt, xt1 in torch_variants():
         m.eval()
         def fwd(m=m, xt=xt):
             with torch.inference_mode():
@@ -217,16 +224,10 @@ def bench_model(name, args, timing):
         def fwd1(m=m, xt1=xt1):
             with torch.inference_mode():
                 m(xt1)
-        ti[fmt_] = common.measure(fwd, **timing)
-        tl[fmt_] = common.measure(fwd1, **timing)
-    oi = common.measure(lambda: model.predict_on_batch(x), **timing)
-    ol = common.measure(lambda: model.predict_on_batch(x1), **timing)
-    fi = min(ti, key=lambda k: ti[k].median)
-    fl = min(tl, key=lambda k: tl[k].median)
-    res["inference"] = {"signcore": oi.median, "torch": ti[fi].median, "torch_format": fi,
-                        "noise": max(oi.spread, ti[fi].spread)}
-    res["latency"] = {"signcore": ol.median, "torch": tl[fl].median, "torch_format": fl,
-                      "noise": max(ol.spread, tl[fl].spread)}
+        ti[fmt] = common.measure(fwd, **timing)
+        tl[fmt] = common.measure(fwd1, **timing)
+    res["inference"] = against_best_layout(common.measure(lambda: model.predict_on_batch(x), **timing), ti)
+    res["latency"] = against_best_layout(common.measure(lambda: model.predict_on_batch(x1), **timing), tl)
     res["train_gflop"] = training_flops(model, batch) / 1e9
     res["memory_mb"] = {lib: peak_memory(lib, name, args.threads, args.quick)
                         for lib in ("signcore", "torch")}

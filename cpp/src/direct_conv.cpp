@@ -15,6 +15,13 @@ namespace signcore {
 
 namespace {
 
+// The input position that output position o reads through kernel tap k along axis a; outside
+// [0, a.in) it falls in the padding.
+long tap(const ConvAxis& a, std::size_t o, std::size_t k) {
+  return static_cast<long>(o * a.stride + k * a.dilation) - static_cast<long>(a.pad_before);
+}
+bool inside(const ConvAxis& a, long i) { return i >= 0 && i < static_cast<long>(a.in); }
+
 // acc[p][v] += x_p[c] * w[c, 8v .. 8v + 8) for c in [0, C): P pixels (their input rows xp, or a
 // row of zeros in the padding) against 8V filters of the packed kernel rows w (8V apart).
 template <int P, int V>
@@ -52,16 +59,16 @@ void block(const ConvGeometry& g, const float* x, const float* Wp, const float* 
   }
   const float* xp[P];
   for (std::size_t kd = 0; kd < g.d.kernel; ++kd) {
-    const long id = static_cast<long>(od * g.d.stride + kd * g.d.dilation) - static_cast<long>(g.d.pad_before);
-    if (id < 0 || id >= static_cast<long>(g.d.in)) continue;
+    const long id = tap(g.d, od, kd);
+    if (!inside(g.d, id)) continue;
     for (std::size_t kh = 0; kh < g.h.kernel; ++kh) {
-      const long ih = static_cast<long>(oh * g.h.stride + kh * g.h.dilation) - static_cast<long>(g.h.pad_before);
-      if (ih < 0 || ih >= static_cast<long>(g.h.in)) continue;
+      const long ih = tap(g.h, oh, kh);
+      if (!inside(g.h, ih)) continue;
       const float* row = x + ((n * g.d.in + static_cast<std::size_t>(id)) * g.h.in + static_cast<std::size_t>(ih)) * g.w.in * C;
       for (std::size_t kw = 0; kw < g.w.kernel; ++kw) {
         for (int p = 0; p < P; ++p) {
-          const long iw = static_cast<long>((ow + p) * g.w.stride + kw * g.w.dilation) - static_cast<long>(g.w.pad_before);
-          xp[p] = iw < 0 || iw >= static_cast<long>(g.w.in) ? zeros : row + static_cast<std::size_t>(iw) * C;
+          const long iw = tap(g.w, ow + p, kw);
+          xp[p] = inside(g.w, iw) ? row + static_cast<std::size_t>(iw) * C : zeros;
         }
         const float* w = Wp + ((kd * g.h.kernel + kh) * g.w.kernel + kw) * C * 8 * V;
         accumulate<P, V>(xp, w, C, acc);
@@ -85,7 +92,7 @@ void remainder(std::size_t r, const ConvGeometry& g, const float* x, const float
   }
 }
 
-// A whole line with 8V filters per block: P pixels at a time, then single pixels. Wp: the kernel
+// A whole line with 8V filters per block: P pixels at a time, then the rest. Wp: the kernel
 // packed as (F / 8V, kd kh kw, C, 8V), so each filter block's kernel is one contiguous stream.
 template <int P, int V>
 void line(const ConvGeometry& g, const float* x, const float* Wp, const float* b, bool relu,
@@ -128,7 +135,7 @@ void direct_conv_lines(const ConvGeometry& g, const float* x, const float* W, co
     // 12 accumulators + the kernel vectors + one broadcast fit AVX2's 16 registers: 6 pixels x
     // 16 filters, or 12 x 8. (3 x 32 needs 17, and the compiler then re-loads the kernel for
     // every FMA: measured 30% slower.)
-    if (F % 16 == 0) line<6, 2>(g, x, W, b, relu, F, l, zeros.data(), y);
+    if (block_width(F) == 16) line<6, 2>(g, x, W, b, relu, F, l, zeros.data(), y);
     else line<12, 1>(g, x, W, b, relu, F, l, zeros.data(), y);
   }
 }

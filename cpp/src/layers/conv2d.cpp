@@ -19,9 +19,10 @@
 // chunks of whole output lines (whole images when one fits) whose columns fit in chunk_bytes()
 // (1 MB: measured against 0.25, 0.5, 2, 4 and 16 MB on the CIFAR layers with 2 threads; smaller
 // chunks mean more thread hand-offs, larger ones fall out of cache between the im2col write and the
-// GEMM read, which costs most in backward, whose working set is about three chunks). Per chunk: im2col (parallel), then ONE sgemm writing straight into y's rows (OpenBLAS
-// threads), then bias + activation on that chunk of y while it is in cache. The column buffers are
-// per-thread scratch shared by all Conv2D layers, so a deep model holds one chunk, not one per layer.
+// GEMM read, which costs most in backward, whose working set is about three chunks). Per chunk:
+// im2col (parallel), then ONE sgemm writing straight into y's rows (OpenBLAS threads), then bias +
+// activation on that chunk of y while it is in cache. The column buffers are per-thread scratch
+// shared by all Conv2D layers, so a deep model holds one chunk, not one per layer.
 //
 // Backward recomputes the columns chunk by chunk instead of caching them from forward: caching
 // would cost kh * kw times the input per layer (more than PyTorch's peak memory), while the

@@ -8,6 +8,15 @@
 
 namespace signcore {
 
+void fill_dropout_mask(Rng& rng, std::vector<float>& m, std::size_t n, double rate) {
+  m.resize(n);
+  const float scale = static_cast<float>(1.0 / (1.0 - rate));
+  for (auto& v : m) {
+    const double u = static_cast<double>(rng() >> 40) * (1.0 / 16777216.0);
+    v = u >= rate ? scale : 0.f;
+  }
+}
+
 namespace {
 std::string noise_str(const Dropout::NoiseShape& ns) {
   std::string s = "(";
@@ -114,17 +123,9 @@ void Dropout::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const
     std::copy(x.data(), x.data() + x.size(), y.data());
     return;
   }
-  Rng& rng = seed_ ? own_rng_ : *ctx.rng;
-  const float scale = static_cast<float>(1.0 / (1.0 - rate_));
-  const double rate = rate_;
-  // A uniform draw in [0, 1) from the top 24 bits; the value is kept when u >= rate. The mask is
-  // drawn in row-major order of its own (possibly smaller) shape.
+  // The mask is drawn in row-major order of its own (possibly smaller) shape.
   mask_shape_ = resolve_noise_shape(x_shape_);
-  mask_.resize(shape_size(mask_shape_));
-  for (auto& v : mask_) {
-    const double u = static_cast<double>(rng() >> 40) * (1.0 / 16777216.0);
-    v = u >= rate ? scale : 0.f;
-  }
+  fill_dropout_mask(seed_ ? own_rng_ : *ctx.rng, mask_, shape_size(mask_shape_), rate_);
   // Strides of the mask seen through x's shape: 0 on the broadcast axes.
   const std::size_t rank = x_shape_.size();
   mask_strides_.assign(rank, 0);

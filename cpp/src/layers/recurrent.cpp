@@ -47,15 +47,6 @@ void check_dropout_rate(double rate, const char* arg) {
                      "[0, 1). Received: ", arg, "=", rate);
 }
 
-void fill_dropout_mask(Rng& rng, std::vector<float>& m, std::size_t n, double rate) {
-  m.resize(n);
-  const float scale = static_cast<float>(1.0 / (1.0 - rate));
-  for (auto& v : m) {
-    const double u = static_cast<double>(rng() >> 40) * (1.0 / 16777216.0);
-    v = u >= rate ? scale : 0.f;
-  }
-}
-
 const float* sequence_mask_of(const Context& ctx, std::size_t N, std::size_t T,
                               const std::string& layer, const std::string& cls, const Shape& xs) {
   if (!ctx.mask) return nullptr;

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "signcore/activations.hpp"
+#include "signcore/layers/dropout.hpp"  // fill_dropout_mask
 #include "signcore/layers/layer.hpp"
 
 namespace signcore {
@@ -67,10 +68,6 @@ void write_recurrent_config(json& c, const RecurrentOptions& o);
 
 // ValueError naming `arg` unless 0 <= rate < 1 (dropout, recurrent_dropout).
 void check_dropout_rate(double rate, const char* arg);
-
-// m (resized to n) = inverted-dropout mask values: 0 with probability `rate`, else 1 / (1 - rate).
-// A uniform draw in [0, 1) from the top 24 bits of each rng() is kept when u >= rate.
-void fill_dropout_mask(Rng& rng, std::vector<float>& m, std::size_t n, double rate);
 
 // The sequence mask of ctx as a pointer to N * T floats, or null without one; ValueError naming
 // `layer` (class `cls`) and the shapes when it is not (N, T) for the input of shape `xs`.
