@@ -221,6 +221,29 @@ def test_dropout_keeps_one_minus_rate_and_scales(rate):
     np.testing.assert_allclose(dx, y / 2.0, rtol=1e-6)
 
 
+def test_dropout_mask_is_the_same_on_any_thread_count_and_uncorrelated():
+    """The mask is made in parallel from one draw (dropout.cpp): the same on 1 and 2 threads, and
+    its values independent: neighbours uncorrelated, each quarter of the mask at the rate."""
+    x = np.ones((4, 50000), dtype=np.float32)
+    masks = []
+    old = signcore.get_num_threads()
+    try:
+        for threads in (1, 2):
+            signcore.set_num_threads(threads)
+            h = _core.LayerHarness(layers.Dropout(0.3), [[50000]])
+            masks.append(h.forward([x], training=True, seed=3) != 0)
+    finally:
+        signcore.set_num_threads(old)
+    np.testing.assert_array_equal(masks[0], masks[1])
+    kept = masks[0].ravel().astype(np.float64)
+    sd = math.sqrt(0.3 * 0.7 / (kept.size / 4))
+    for part in np.split(kept, 4):
+        assert abs(part.mean() - 0.7) < 4 * sd
+    for lag in (1, 2, 8, 50000):  # next value, next channel block, next sample
+        r = np.corrcoef(kept[:-lag], kept[lag:])[0, 1]
+        assert abs(r) < 4 / math.sqrt(kept.size)
+
+
 def test_dropout_masks_depend_on_the_seed_and_rate_zero_is_identity():
     h = _core.LayerHarness(layers.Dropout(0.5), [[50]])
     x = np.ones((4, 50), dtype=np.float32)

@@ -30,10 +30,10 @@ TORCH_ACTIVATIONS = {
 
 
 @pytest.mark.parametrize("activation", list(TORCH_ACTIVATIONS))
-@pytest.mark.parametrize("lead", [(), (5,)])
-def test_dense_matches_torch(activation, lead):
-    rng = np.random.default_rng(zlib.crc32(f"{activation}{lead}".encode()))
-    n, f, u = 16, 10, 7
+@pytest.mark.parametrize("lead,n", [((), 16), ((5,), 16), ((), 1)])  # n = 1: the GEMV forward
+def test_dense_matches_torch(activation, lead, n):
+    rng = np.random.default_rng(zlib.crc32(f"{activation}{lead}{n}".encode()))
+    f, u = 10, 7
     x = rng.normal(size=(n,) + lead + (f,)).astype(np.float32)
     w = rng.normal(scale=0.4, size=(f, u)).astype(np.float32)
     b = rng.normal(scale=0.3, size=u).astype(np.float32)

@@ -564,3 +564,56 @@ def test_metric_objects_in_compile_keep_their_arguments():
     assert logs["accuracy"] == pytest.approx(np.mean((p > 0.5) == y))
     assert logs["strict_acc"] == pytest.approx(np.mean((p > 0.7) == y))
     assert model.metrics_names == ["loss", "accuracy", "strict_acc"]
+
+
+# ----- profile ---------------------------------------------------------------------------------------
+
+def small_cnn():
+    signcore.utils.set_random_seed(0)
+    m = signcore.Sequential([layers.Input((8, 8, 3)), layers.Conv2D(8, 3, activation="relu"),
+                             layers.Flatten(), layers.Dense(4, activation="softmax")])
+    return m
+
+
+def test_layers_input_is_the_functional_input():
+    assert layers.Input is signcore.Input
+    m = small_cnn()
+    assert m.input_shape == (None, 8, 8, 3)
+
+
+def test_profile_times_every_layer_and_trains(capsys):
+    m = small_cnn()
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((16, 8, 8, 3), dtype=np.float32)
+    y = np.arange(16) % 4
+    before = [w.copy() for w in m.get_weights()]
+    r = m.profile(x, y, steps=3)
+    assert [row[0] for row in r["layers"]] == [layer.name for layer in m.layers]
+    assert [row[1] for row in r["layers"]] == ["Conv2D", "Flatten", "Dense"]
+    assert all(row[2] > 0 for row in r["layers"])
+    assert r["layers"][0][3] > 0 and r["layers"][2][3] > 0  # layers with weights: a backward pass
+    assert r["optimizer_ms"] > 0
+    parts = sum(f + b for _, _, f, b in r["layers"]) + r["loss_ms"] + r["optimizer_ms"]
+    assert parts <= r["total_ms"] * 1.001
+    assert any(not np.array_equal(a, b) for a, b in zip(before, m.get_weights()))  # 4 real steps
+    out = capsys.readouterr().out
+    assert "conv2d" in out.lower() and "step total" in out and "optimizer" in out
+
+    p = m.profile(x, steps=2, print_table=False)  # predict: forward only, weights untouched
+    weights = [w.copy() for w in m.get_weights()]
+    m.profile(x, steps=2, print_table=False)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, m.get_weights()))
+    assert all(row[3] == 0 for row in p["layers"]) and p["optimizer_ms"] == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_profile_rejects_bad_calls():
+    m = small_cnn()
+    x = np.zeros((2, 8, 8, 3), np.float32)
+    with pytest.raises(RuntimeError, match="compile"):
+        m.profile(x, np.zeros(2))
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="steps=0"):
+        m.profile(x, np.zeros(2), steps=0)
+    with pytest.raises(ValueError, match=r"\(2, 7, 8, 3\)"):
+        m.profile(np.zeros((2, 7, 8, 3), np.float32))

@@ -66,7 +66,8 @@ def test_cifar10_cnn_learns_real_cifar(shared_datasets, tmp_path):
     signcore.utils.set_random_seed(0)
     model = applications.cifar10_cnn()
     model.compile(optimizer=signcore.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, batch_size=32, epochs=3, verbose=0)
+    # 5 epochs: held-out accuracy 0.28-0.32 over seeds 0-3 (after 3 it was 0.19-0.30: too close).
+    model.fit(x_train, y_train, batch_size=32, epochs=5, verbose=0)
     _, acc = model.evaluate(x_test, y_test, verbose=0)
     assert acc > 0.2, acc  # chance is 0.10
 

@@ -4,6 +4,7 @@
 #include "signcore/model.hpp"
 
 #include <cmath>
+#include <optional>
 
 namespace signcore::bindings {
 namespace {
@@ -359,6 +360,28 @@ void bind_model(py::module_& m) {
              }
              return to_numpy(std::move(out));
            })
+      .def("profile",
+           [](Model& self, const std::vector<FloatArray>& xs, std::optional<FloatArray> y, std::size_t steps) {
+             const auto x = views(xs);
+             std::optional<ArrayView> yv;
+             if (y) yv = view_of(*y);
+             Model::Profile p;
+             {
+               py::gil_scoped_release nogil;
+               p = self.profile(x, yv ? &*yv : nullptr, steps);
+             }
+             py::list layers;
+             for (std::size_t i = 0; i < p.forward.size(); ++i)
+               layers.append(py::make_tuple(self.node_layer(i).name(), self.node_layer(i).class_name(),
+                                            p.forward[i], p.backward[i]));
+             py::dict out;
+             out["layers"] = layers;
+             out["loss"] = p.loss;
+             out["optimizer"] = p.optimizer;
+             out["total"] = p.total;
+             return out;
+           },
+           py::arg("x"), py::arg("y"), py::arg("steps"))
       .def("summary", &Model::summary, py::arg("line_length") = 65);
 }
 

@@ -140,13 +140,46 @@ void direct_conv_lines(const ConvGeometry& g, const float* x, const float* W, co
   }
 }
 
+void direct_conv_pack_transposed(const ConvGeometry& g, const float* W, std::size_t F, float* packed) {
+  const std::size_t taps = g.d.kernel * g.h.kernel * g.w.kernel, C = g.channels;
+  thread_local std::vector<float> flipped;  // (taps, F, C)
+  flipped.resize(taps * F * C);
+  // Reversing the flat tap index flips every spatial axis at once.
+  for (std::size_t t = 0; t < taps; ++t) {
+    const float* src = W + t * C * F;
+    float* dst = flipped.data() + (taps - 1 - t) * F * C;
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t f = 0; f < F; ++f) dst[f * C + c] = src[c * F + f];
+  }
+  direct_conv_pack(transposed_geometry(g, F), flipped.data(), C, packed);
+}
+
 #else  // no AVX2 + FMA: callers keep im2col + SGEMM
 
 bool direct_conv_supported(const ConvGeometry&, std::size_t) { return false; }
 void direct_conv_pack(const ConvGeometry&, const float*, std::size_t, float*) {}
 void direct_conv_lines(const ConvGeometry&, const float*, const float*, const float*, bool,
                        std::size_t, std::size_t, std::size_t, float*) {}
+void direct_conv_pack_transposed(const ConvGeometry&, const float*, std::size_t, float*) {}
 
 #endif
+
+ConvGeometry transposed_geometry(const ConvGeometry& g, std::size_t filters) {
+  ConvGeometry t;
+  ConvAxis* to[3] = {&t.d, &t.h, &t.w};
+  const ConvAxis* from[3] = {&g.d, &g.h, &g.w};
+  for (int a = 0; a < 3; ++a) {
+    const ConvAxis& f = *from[a];
+    ConvAxis& r = *to[a];
+    r.in = f.out;
+    r.out = f.in;
+    r.kernel = f.kernel;
+    r.stride = 1;
+    r.dilation = f.dilation;
+    r.pad_before = f.span() - 1 - f.pad_before;  // pad_before <= span - 1 for valid and same
+  }
+  t.channels = filters;
+  return t;
+}
 
 }  // namespace signcore

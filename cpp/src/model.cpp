@@ -1,6 +1,7 @@
 #include "signcore/model.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -136,6 +137,12 @@ void Model::compile(OptimizerPtr optimizer, LossPtr loss, std::vector<std::strin
 // ---------------------------------------------------------------------------------------------
 // Forward and backward over the graph
 
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
 const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training) {
   build();
   Context ctx;
@@ -147,8 +154,10 @@ const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training)
     for (int ref : nodes_[i].inputs) in.push_back(ref >= 0 ? &outs_[ref] : x[-1 - ref]);
     ctx.mask = resolve_mask(in_mask_[i], x);
     Layer& layer = *nodes_[i].layer;
+    const auto t0 = std::chrono::steady_clock::now();
     if (layer.mask_mode() == MaskMode::Compute) layer.compute_mask(in, ctx.mask, masks_[i]);
     layer.forward(in, outs_[i], ctx);
+    if (profiling_) profiling_->forward[i] += seconds_since(t0);
   }
   return outs_[output_];
 }
@@ -183,6 +192,7 @@ void Model::backward(const Tensor& dy) {
         has_grad[refs[k]] = 1;
       }
     }
+    const auto t0 = std::chrono::steady_clock::now();
     nodes_[i].layer->backward(g, dins);
     for (std::size_t k = 0; k < refs.size(); ++k) {
       if (!add[k]) continue;
@@ -190,6 +200,7 @@ void Model::backward(const Tensor& dy) {
       const float* s = scratch[k].data();
       for (std::size_t j = 0, n = grads_[refs[k]].size(); j < n; ++j) t[j] += s[j];
     }
+    if (profiling_) profiling_->backward[i] += seconds_since(t0);
   }
 }
 
@@ -256,13 +267,17 @@ Logs Model::step(Mode mode, const std::vector<Tensor>& xb, const Tensor* yb, Ten
   const bool train = mode == Mode::Train;
   if (train) params_.zero_grads();
   const Tensor& y = forward(x, train);
+  auto t0 = std::chrono::steady_clock::now();
   const double loss = loss_->compute(y, *yb, train ? &dy_ : nullptr);
   resolve_metrics(*yb, y);
   for (auto& m : metrics_) m->update_state(*yb, y);
+  if (profiling_) profiling_->loss += seconds_since(t0);
   if (train) {
     backward(dy_);
+    t0 = std::chrono::steady_clock::now();
     optimizer_->build(params_);
     optimizer_->apply(params_);
+    if (profiling_) profiling_->optimizer += seconds_since(t0);
   }
   logs.set("loss", loss);
   return logs;
@@ -398,6 +413,43 @@ Logs Model::test_on_batch(const std::vector<ArrayView>& x, const ArrayView& y) {
   for (auto& m : metrics_)
     if (m->scalar()) logs.set(m->name(), m->result());
   return logs;
+}
+
+Model::Profile Model::profile(const std::vector<ArrayView>& x, const ArrayView* y, std::size_t steps) {
+  if (y && !compiled()) fail<StateError>("You must call compile() before profiling training steps");
+  if (steps == 0) fail<ValueError>("profile needs at least one step. Received: steps=0");
+  build();
+  check_inputs(x, y);
+  ArrayBatchSource batch(x, y, std::max<std::size_t>(x[0].rows(), 1), false);
+  batch.get_batch(0, xb_, y ? &yb_ : nullptr);
+  Profile p;
+  p.forward.assign(nodes_.size(), 0.0);
+  p.backward.assign(nodes_.size(), 0.0);
+  struct Reset {  // profiling_ never outlives p, even when a step throws
+    Profile*& slot;
+    ~Reset() { slot = nullptr; }
+  } reset{profiling_};
+  Tensor out;
+  for (std::size_t s = 0; s < steps; ++s) {
+    check_interrupt();
+    profiling_ = nullptr;  // the first step warms up (buffers, optimiser slots): not counted
+    const auto t0 = std::chrono::steady_clock::now();
+    if (s > 0 || steps == 1) profiling_ = &p;
+    if (y) {
+      for (auto& m : metrics_) m->reset_state();
+      step(Mode::Train, xb_, &yb_, nullptr);
+    } else {
+      step(Mode::Predict, xb_, nullptr, &out);
+    }
+    if (profiling_) p.total += seconds_since(t0);
+  }
+  const double counted = steps == 1 ? 1.0 : static_cast<double>(steps - 1);
+  for (auto& v : p.forward) v /= counted;
+  for (auto& v : p.backward) v /= counted;
+  p.loss /= counted;
+  p.optimizer /= counted;
+  p.total /= counted;
+  return p;
 }
 
 Tensor Model::predict_on_batch(const std::vector<ArrayView>& x) {

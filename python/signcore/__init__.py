@@ -31,6 +31,7 @@ from .models import Model, Sequential  # noqa: E402
 from . import applications, lr_finder, plot  # noqa: E402  (after models: they use them)
 
 Model.lr_find = lr_finder.lr_find
+layers.Input = Input  # keras.layers.Input is keras.Input
 
 __version__ = _core.__version__  # from pyproject.toml, compiled in
 

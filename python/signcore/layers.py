@@ -23,7 +23,7 @@ Dropout = _core.Dropout
 Flatten = _core.Flatten
 Reshape = _core.Reshape
 
-# Input (functional API) is added here by the model code.
+# Input (functional API) is added here by signcore/__init__.py, once functional.py is loaded.
 
 
 def deserialize(config):

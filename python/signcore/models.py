@@ -554,6 +554,37 @@ class Model:
         self._ensure_built(xs)
         return self._core.predict_on_batch(xs)
 
+    def profile(self, x, y=None, steps=5, print_table=True):
+        """Where one batch's time goes, layer by layer (a signcore addition; Keras has none).
+
+        Runs `steps` training steps on (x, y) (the weights do train), or prediction steps when y
+        is None. The first step warms up and is not counted. Returns a dict: "layers", a list of
+        (name, class, forward_ms, backward_ms) per layer; "loss_ms", "optimizer_ms" and "total_ms"
+        per step. With print_table (the default) it also prints the table, slowest layers marked.
+        """
+        steps = int(steps)
+        if steps < 1:
+            raise ValueError(f"profile needs at least one step. Received: steps={steps}")
+        if y is not None:
+            self._require_compiled("profile")
+        xs = self._inputs(x)
+        self._ensure_built(xs)
+        ys = self._targets(y, xs[0].shape[0]) if y is not None else None
+        raw = self._core.profile(xs, ys, steps + 1)
+        rows = [(name, kind, f * 1e3, b * 1e3) for name, kind, f, b in raw["layers"]]
+        result = {"layers": rows, "loss_ms": raw["loss"] * 1e3, "optimizer_ms": raw["optimizer"] * 1e3,
+                  "total_ms": raw["total"] * 1e3}
+        if print_table:
+            total = result["total_ms"] or 1.0
+            print(f"{'layer (type)':<38}{'forward ms':>12}{'backward ms':>13}{'share':>8}")
+            for name, kind, f, b in rows:
+                print(f"{(name + ' (' + kind + ')')[:37]:<38}{f:>12.2f}{b:>13.2f}{(f + b) / total:>8.0%}")
+            if y is not None:
+                print(f"{'loss':<38}{result['loss_ms']:>12.2f}")
+                print(f"{'optimizer':<38}{'':>12}{result['optimizer_ms']:>13.2f}")
+            print(f"{'step total':<38}{result['total_ms']:>12.2f}")
+        return result
+
     # -- saving -------------------------------------------------------------------------------
     def save(self, filepath, overwrite=True, include_optimizer=True):
         """Save architecture, weights and optimizer state in signcore's file format (docs/FORMAT.md)."""

@@ -9,7 +9,15 @@
 // when the filters are few (the GEMM is narrow and packing the columns costs as much as using them).
 //
 // Used for the forward pass of Conv2D / Conv3D when direct_conv_supported() (an AVX2 + FMA build and
-// F a multiple of 8); the backward pass keeps im2col + SGEMM.
+// F a multiple of 8), and for the input gradient of stride-1 convolutions (below). The kernel
+// gradient keeps im2col + SGEMM, whose product is wide.
+//
+// The input gradient of a stride-1 convolution is a convolution too:
+//   dx(n, i, c) = sum over taps k and filters f of dz(n, i + pad - k * dilation, f) W(k, c, f)
+// which is a stride-1 convolution of dz (F channels) with the kernel flipped in space and
+// transposed to (taps, F, C), padded by (span - 1) - pad_before, whose output has x's size. That
+// replaces dcols = dz W^T (a GEMM whose inner dimension is only F, writing kh * kw values per input
+// value) and col2im (reading them back), and runs at the forward kernel's rate.
 #pragma once
 
 #include <cstddef>
@@ -32,5 +40,14 @@ void direct_conv_pack(const ConvGeometry& g, const float* W, std::size_t filters
 void direct_conv_lines(const ConvGeometry& g, const float* x, const float* W, const float* b,
                        bool relu, std::size_t filters, std::size_t line_begin,
                        std::size_t line_end, float* y);
+
+// The geometry of that input-gradient convolution for the stride-1 convolution g with F filters:
+// input dz (OD, OH, OW, F), output (D, H, W), same kernel and dilation.
+ConvGeometry transposed_geometry(const ConvGeometry& g, std::size_t filters);
+
+// W (taps, C, F) flipped and transposed to (taps, F, C), then packed by direct_conv_pack for
+// transposed_geometry(g, F) with C filters. `packed`: K F floats.
+void direct_conv_pack_transposed(const ConvGeometry& g, const float* W, std::size_t filters,
+                                 float* packed);
 
 }  // namespace signcore

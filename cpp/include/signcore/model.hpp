@@ -115,6 +115,17 @@ class Model {
   // Keras's summary table (Keras 2 layout) with exact totals.
   std::string summary(std::size_t line_length = 65) const;
 
+  // Where one batch's time goes: `steps` train (y given) or predict (y null) steps on the batch,
+  // each node's forward and backward time summed over them, then the loss and the optimiser.
+  // Seconds per step. Tuning and benchmarks; the weights train as in train_on_batch.
+  struct Profile {
+    std::vector<double> forward, backward;  // per node
+    double loss = 0, optimizer = 0, total = 0;
+  };
+  Profile profile(const std::vector<ArrayView>& x, const ArrayView* y, std::size_t steps);
+  // The layer applied at node i (profile rows name their nodes by it).
+  const Layer& node_layer(std::size_t i) const { return *nodes_.at(i).layer; }
+
   // Lowest-level steps, public for tests and for callbacks that drive training themselves.
   const Tensor& forward(const std::vector<const Tensor*>& x, bool training);
   void backward(const Tensor& dy);
@@ -153,6 +164,7 @@ class Model {
   std::vector<MetricPtr> metric_objects_;  // as given to compile (null = resolve by name)
   std::vector<MetricPtr> metrics_;
   Tensor dy_;
+  Profile* profiling_ = nullptr;  // set while profile() runs: forward/backward/step add their times
   std::vector<Tensor> xb_;  // gathered batch inputs, reused
   Tensor yb_;
 };

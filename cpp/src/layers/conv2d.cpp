@@ -70,6 +70,7 @@ namespace {
 std::atomic<std::size_t> g_chunk_bytes{std::size_t{1} << 20};
 std::atomic<bool> g_pipelined{true};
 std::atomic<bool> g_direct{true};
+std::atomic<bool> g_direct_dx{true};
 
 // OpenBLAS runs single-threaded while this lives (each OpenMP thread calls its own sgemm), then
 // goes back to the configured thread count.
@@ -204,6 +205,8 @@ std::size_t Convolution::chunk_bytes() { return g_chunk_bytes; }
 void Convolution::set_pipelined(bool on) { g_pipelined = on; }
 void Convolution::set_direct(bool on) { g_direct = on; }
 bool Convolution::direct() { return g_direct; }
+void Convolution::set_direct_input_gradient(bool on) { g_direct_dx = on; }
+bool Convolution::direct_input_gradient_enabled() { return g_direct_dx; }
 bool Convolution::pipelined() { return g_pipelined; }
 
 Convolution::Convolution(const char* cls, std::size_t rank, long long filters, const Sizes& kernel_size,
@@ -338,6 +341,15 @@ std::size_t Convolution::chunk_lines() const {
   return fit / per_sample * per_sample;  // whole samples
 }
 
+// Only for few filters: dcols = dz W^T has F as its inner dimension, so it is the GEMM that suffers
+// when F is small. Measured, forward + backward, ms, GEMM + col2im -> direct, 1 / 2 threads:
+// F = 32 (CIFAR conv2, batch 128): 104 -> 87 / 66 -> 47; F = 64 and 128 (CIFAR conv3 and conv4,
+// ASL conv2 and conv3, emotion conv3): within +-10% either way, so those keep the GEMM.
+bool Convolution::direct_input_gradient() const {
+  return direct() && g_direct_dx && filters_ <= 32 && *std::max_element(strides_.begin(), strides_.end()) == 1 &&
+         direct_conv_supported(transposed_geometry(geom_, filters_), geom_.channels);
+}
+
 // x: (N, [D,] H, W, C) -> y: (N, [OD,] OH, OW, F)
 void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
@@ -453,7 +465,7 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
   const bool whole_samples = step % lines == 0;
   const std::size_t chunk_rows = std::min(step, total) * OW;
   const std::size_t chunks = (total + step - 1) / step;
-  if (pipelined() && fuse && !pointwise && whole_samples && parts > 1 && chunks >= parts) {
+  if (pipelined() && fuse && !pointwise && whole_samples && chunks >= parts) {
     backward_pipelined(dy, dx, dW, db, need_w, parts, step, chunks);
     return;
   }
@@ -537,7 +549,8 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
 
 // Pipelined backward (relu / linear, chunks of whole images): thread p takes chunks
 // [chunks * p / parts, chunks * (p + 1) / parts) and, per chunk, computes dz and its bias sums,
-// im2col, dW into its own partial (K, F), dcols and col2im into its own images of dx. The partials
+// im2col, dW into its own partial (K, F), and its own images of dx: directly from dz where
+// direct_input_gradient() (see direct_conv.hpp), else as dcols = dz W^T and col2im. The partials
 // are added in a fixed order afterwards, so the result is deterministic for a thread count.
 void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
                                 std::size_t parts, std::size_t step, std::size_t chunks) {
@@ -549,6 +562,13 @@ void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, fl
   const float* y = y_->data();
   if (need_w) dW_part_.assign(parts * K * F, 0.f);
   if (db) db_part_.assign(parts * F, 0.f);
+  const bool direct_dx = dx && direct_input_gradient();
+  const ConvGeometry tg = transposed_geometry(geom_, F);
+  if (direct_dx) {
+    packed_t_.resize(K * F);
+    direct_conv_pack_transposed(geom_, W, F, packed_t_.data());
+  }
+  const std::size_t lines = geom_.lines(), C = geom_.channels;
   {
     SingleThreadedBlas single;
     parallel_for(parts, 1, [&](std::size_t p0, std::size_t p1) {
@@ -571,7 +591,12 @@ void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, fl
                         dz, static_cast<int>(F), 1.f, dW_part_.data() + p * K * F,
                         static_cast<int>(F));
           }
-          if (dx) {
+          if (direct_dx) {
+            // This chunk's images of dx, as a convolution of their dz.
+            const std::size_t n0 = l0 / lines, n1 = l1 / lines;
+            direct_conv_lines(tg, dz, packed_t_.data(), nullptr, false, C, 0, (n1 - n0) * tg.lines(),
+                              dx->data() + n0 * geom_.in_size());
+          } else if (dx) {
             // dcols = dz W^T: (rows, F) (F, K) -> (rows, K), then back onto this chunk's images.
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                         static_cast<int>(K), static_cast<int>(F), 1.f, dz, static_cast<int>(F), W,

@@ -89,11 +89,18 @@ void Dense::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const C
   float* z = keep_z ? z_.data() : y.data();
 
   const float* W = params_->value(kernel_id_);
-  if (M > 0) {
+  if (M == 1) {
+    // One sample (single-image predict): z = W^T x as a GEMV, which streams W once; OpenBLAS's
+    // sgemm with one row took twice as long (ASL's 21632 x 256 layer, 2 threads: 2.0 vs 1.0 ms).
+    cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(F), static_cast<int>(U), 1.f, W,
+                static_cast<int>(U), x.data(), 1, 0.f, z, 1);
+  } else if (M > 0) {
     // z = x W: (M, F) (F, U) -> (M, U)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(U),
                 static_cast<int>(F), 1.f, x.data(), static_cast<int>(F), W, static_cast<int>(U), 0.f,
                 z, static_cast<int>(U));
+  }
+  if (M > 0) {
     if (use_bias_) {
       const float* b = params_->value(bias_id_);
       for (std::size_t m = 0; m < M; ++m) {

@@ -8,13 +8,33 @@
 
 namespace signcore {
 
+namespace {
+// splitmix64's finaliser: a bijective mix whose output bits are uniform for consecutive inputs.
+inline std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+// One draw from `rng` keys the whole mask; value i then comes from mix64(key + i * golden ratio),
+// as splitmix64 generates its stream, so the values can be made in parallel and do not depend on
+// the thread count. Each uses 24 bits: u in [0, 1) on a grid of 2^-24, kept when u >= rate. (One
+// std::mt19937_64 draw per value cost 7 ns, which made Dropout the third most expensive layer of the
+// CIFAR model's training step.)
 void fill_dropout_mask(Rng& rng, std::vector<float>& m, std::size_t n, double rate) {
   m.resize(n);
   const float scale = static_cast<float>(1.0 / (1.0 - rate));
-  for (auto& v : m) {
-    const double u = static_cast<double>(rng() >> 40) * (1.0 / 16777216.0);
-    v = u >= rate ? scale : 0.f;
-  }
+  // u >= rate  <=>  24-bit integer >= ceil(rate * 2^24): an integer comparison.
+  const std::uint64_t threshold = static_cast<std::uint64_t>(std::ceil(rate * 16777216.0));
+  const std::uint64_t key = rng();
+  float* out = m.data();
+  parallel_for(n, 1 << 15, [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) {
+      const std::uint64_t bits = mix64(key + (i + 1) * 0x9e3779b97f4a7c15ULL) >> 40;
+      out[i] = bits >= threshold ? scale : 0.f;
+    }
+  });
 }
 
 namespace {

@@ -52,6 +52,10 @@ class Convolution : public Layer {
   // F a multiple of 8, an AVX2 + FMA build); off: im2col + SGEMM. Process-wide.
   static void set_direct(bool on);
   static bool direct();
+  // The direct input gradient (direct_conv.hpp; on by default where it applies, see
+  // direct_input_gradient()); off: dcols = dz W^T and col2im. Process-wide; needs direct() too.
+  static void set_direct_input_gradient(bool on);
+  static bool direct_input_gradient_enabled();
 
  protected:
   // ValueError (naming the value) for filters <= 0, a kernel size, stride or dilation that is not
@@ -78,6 +82,9 @@ class Convolution : public Layer {
   }
   // Output lines per chunk for the current geometry (whole samples when at least one fits).
   std::size_t chunk_lines() const;
+  // Whether the input gradient runs as a direct convolution (direct_conv.hpp): stride 1 everywhere,
+  // C a multiple of 8, at most 32 filters, and the direct kernel switched on.
+  bool direct_input_gradient() const;
   void backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
                           std::size_t parts, std::size_t step, std::size_t chunks);
 
@@ -98,6 +105,7 @@ class Convolution : public Layer {
   const Tensor* x_ = nullptr;
   const Tensor* y_ = nullptr;
   Tensor z_;                    // (N, [OD,] OH, OW, F), only for gelu / swish
+  std::vector<float> packed_t_;  // the flipped, transposed kernel for the direct input gradient
   std::vector<float> db_part_;  // per-thread partial bias gradients (parts, F)
   std::vector<float> dW_part_;  // per-thread partial kernel gradients (parts, K, F), pipelined only
   // The column buffers are per-thread scratch shared by all convolution layers (conv2d.cpp).

@@ -15,7 +15,7 @@
 namespace signcore {
 
 // m (resized to n) = inverted-dropout mask values: 0 with probability `rate`, else 1 / (1 - rate).
-// A uniform draw in [0, 1) from the top 24 bits of each rng() is kept when u >= rate.
+// One rng() draw keys the mask (see dropout.cpp); each value is kept when its uniform u >= rate.
 void fill_dropout_mask(Rng& rng, std::vector<float>& m, std::size_t n, double rate);
 
 class Dropout : public Layer {
