@@ -21,7 +21,8 @@ Rows:
                  signcore, to read the architecture, before that baseline
 
 PyTorch runs in whichever memory format is faster for that row (NCHW or channels_last); the table
-says which. "% SGEMM" is signcore's training FLOP rate (2*M*K*F per GEMM-shaped product: forward,
+says which. The rounds of signcore and of PyTorch in both layouts alternate (rotating order), so a
+slow spell of a shared machine slows all three alike. "% SGEMM" is signcore's training FLOP rate (2*M*K*F per GEMM-shaped product: forward,
 dW and dx, no dx for the first layer) over the 2048^3 SGEMM rate of the same OpenBLAS.
 """
 import argparse
@@ -181,6 +182,8 @@ def against_best_layout(ours, theirs):
 
 
 def bench_model(name, args, timing):
+    import copy
+
     import numpy as np
     import torch
 
@@ -189,45 +192,46 @@ def bench_model(name, args, timing):
     x = rng.random((batch,) + shape, dtype=np.float32)
     y = rng.integers(0, classes, batch)
     x1 = x[:1].copy()
-    tmodel = torch_model(model)
-    opt, lr = MODELS[name][4]
-    optim = getattr(torch.optim, opt)(tmodel.parameters(), lr=lr)
     yt = torch.from_numpy(y)
+    opt, lr = MODELS[name][4]
+    # PyTorch in both memory layouts, each with its own copy of the module and optimiser, so that
+    # the three libraries' rounds can alternate (common.measure_side_by_side).
+    base = torch_model(model)
+    variants = {}
+    for label, fmt in (("NCHW", torch.contiguous_format), ("CL", torch.channels_last)):
+        m = copy.deepcopy(base).to(memory_format=fmt)
+        variants[label] = (m, getattr(torch.optim, opt)(m.parameters(), lr=lr),
+                           torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=fmt),
+                           torch.from_numpy(x1).permute(0, 3, 1, 2).contiguous(memory_format=fmt))
     res = {"model": name, "batch": batch, "shape": shape}
 
-    def torch_variants():
-        for fmt in (torch.contiguous_format, torch.channels_last):
-            m = tmodel.to(memory_format=fmt)
-            xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
-            xt1 = torch.from_numpy(x1).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
-            yield ("NCHW" if fmt is torch.contiguous_format else "CL"), m, xt, xt1
+    def side_by_side(ours, theirs):
+        timings = common.measure_side_by_side({"signcore": ours, **theirs}, **timing)
+        return against_best_layout(timings.pop("signcore"), timings)
 
-    # train step
-    ours = common.measure(lambda: model.train_on_batch(x, y), **timing)
-    # Both layouts train the same module; each is measured right after switching to it.
-    tt = {}
-    for fmt, m, xt, _ in torch_variants():
-        m.train()
-        def step(m=m, xt=xt):
+    def train_step(m, optim, xt):
+        def step():
             optim.zero_grad()
             torch.nn.functional.cross_entropy(m(xt), yt).backward()
             optim.step()
-        tt[fmt] = common.measure(step, **timing)
-    res["train"] = against_best_layout(ours, tt)
-    # inference and latency
-    ti, tl = {}, {}
-    for fmt, m, xt, xt1 in torch_variants():
-        m.eval()
-        def fwd(m=m, xt=xt):
+        return step
+
+    def forward(m, xt):
+        def run():
             with torch.inference_mode():
                 m(xt)
-        def fwd1(m=m, xt1=xt1):
-            with torch.inference_mode():
-                m(xt1)
-        ti[fmt] = common.measure(fwd, **timing)
-        tl[fmt] = common.measure(fwd1, **timing)
-    res["inference"] = against_best_layout(common.measure(lambda: model.predict_on_batch(x), **timing), ti)
-    res["latency"] = against_best_layout(common.measure(lambda: model.predict_on_batch(x1), **timing), tl)
+        return run
+
+    for m, *_ in variants.values():
+        m.train()
+    res["train"] = side_by_side(lambda: model.train_on_batch(x, y),
+                                {k: train_step(m, o, xt) for k, (m, o, xt, _) in variants.items()})
+    for m, *_ in variants.values():
+        m.eval()
+    res["inference"] = side_by_side(lambda: model.predict_on_batch(x),
+                                    {k: forward(m, xt) for k, (m, _, xt, _) in variants.items()})
+    res["latency"] = side_by_side(lambda: model.predict_on_batch(x1),
+                                  {k: forward(m, xt1) for k, (m, _, _, xt1) in variants.items()})
     res["train_gflop"] = training_flops(model, batch) / 1e9
     res["memory_mb"] = {lib: peak_memory(lib, name, args.threads, args.quick)
                         for lib in ("signcore", "torch")}

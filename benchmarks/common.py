@@ -91,6 +91,37 @@ def measure(fn, *, warmup=3, repeat=7, min_time=0.25):
                   per_call)
 
 
+def measure_side_by_side(fns, *, warmup=3, repeat=7, min_time=0.25):
+    """Times several functions ({name: fn}) in alternating rounds, as `measure` times one.
+
+    Each function's calls per round are calibrated on its own; then round r runs every function's
+    round once, in an order rotated each round. A slow spell of a shared machine therefore lands on
+    all of them alike instead of on whichever happened to be measured then.
+
+    Returns:
+        {name: Timing} in seconds per call.
+    """
+    names = list(fns)
+    calls = {}
+    for name in names:
+        t = 0.0
+        for _ in range(max(1, warmup)):
+            start = time.perf_counter()
+            fns[name]()
+            t = time.perf_counter() - start
+        calls[name] = max(1, math.ceil(min_time / t)) if t > 0 else 1
+    per_call = {name: [] for name in names}
+    for r in range(max(1, repeat)):
+        for i in range(len(names)):
+            name = names[(r + i) % len(names)]
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                fns[name]()
+            per_call[name].append((time.perf_counter() - start) / calls[name])
+    return {name: Timing(statistics.median(v), min(v), max(v), calls[name], len(v), v)
+            for name, v in per_call.items()}
+
+
 def machine_summary(threads):
     """One line about the machine and the libraries, printed above every table."""
     import numpy
