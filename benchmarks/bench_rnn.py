@@ -23,8 +23,6 @@ The ratio column is signcore samples/s divided by PyTorch samples/s: above 1 sig
 """
 import argparse
 import json
-import math
-import statistics
 import sys
 import time
 
@@ -52,23 +50,8 @@ def parse_args(argv=None):
 
 def measure(fn, clock, **timing):
     """common.measure, or the same procedure timed with the process's CPU time."""
-    if clock == "wall":
-        return common.measure(fn, **timing)
-    warmup, repeat, min_time = timing["warmup"], timing["repeat"], timing["min_time"]
-    t = 0.0
-    for _ in range(max(1, warmup)):
-        start = time.process_time()
-        fn()
-        t = time.process_time() - start
-    calls = max(1, math.ceil(min_time / t)) if t > 0 else 1
-    per_call = []
-    for _ in range(max(1, repeat)):
-        start = time.process_time()
-        for _ in range(calls):
-            fn()
-        per_call.append((time.process_time() - start) / calls)
-    return common.Timing(statistics.median(per_call), min(per_call), max(per_call), calls,
-                         len(per_call), per_call)
+    return common.measure(fn, clock=time.perf_counter if clock == "wall" else time.process_time,
+                          **timing)
 
 
 # ----- signcore models ------------------------------------------------------------------------------

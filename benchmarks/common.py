@@ -66,32 +66,44 @@ class Timing:
         return (self.worst - self.best) / self.median if self.median > 0 else float("nan")
 
 
-def measure(fn, *, warmup=3, repeat=7, min_time=0.25):
-    """Times `fn()`: `warmup` untimed calls, then `repeat` rounds of as many calls as fill `min_time`.
-
-    The number of calls per round is calibrated once from the last warm-up call, so a round of a
-    fast function is long enough for the clock, and every round does the same work.
-
-    Returns:
-        A `Timing` in seconds per call.
-    """
+def _calls_per_round(fn, warmup, min_time, clock):
+    """Runs `warmup` untimed calls; the last one's time sets how many calls fill `min_time`."""
     t = 0.0
     for _ in range(max(1, warmup)):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        t = time.perf_counter() - start
-    calls = max(1, math.ceil(min_time / t)) if t > 0 else 1
-    per_call = []
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        per_call.append((time.perf_counter() - start) / calls)
+        t = clock() - start
+    return max(1, math.ceil(min_time / t)) if t > 0 else 1
+
+
+def _round(fn, calls, clock):
+    """Seconds per call over one round of `calls` calls."""
+    start = clock()
+    for _ in range(calls):
+        fn()
+    return (clock() - start) / calls
+
+
+def _timing(per_call, calls):
     return Timing(statistics.median(per_call), min(per_call), max(per_call), calls, len(per_call),
                   per_call)
 
 
-def measure_side_by_side(fns, *, warmup=3, repeat=7, min_time=0.25):
+def measure(fn, *, warmup=3, repeat=7, min_time=0.25, clock=time.perf_counter):
+    """Times `fn()`: `warmup` untimed calls, then `repeat` rounds of as many calls as fill `min_time`.
+
+    The number of calls per round is calibrated once from the last warm-up call, so a round of a
+    fast function is long enough for the clock, and every round does the same work. `clock`:
+    time.perf_counter (wall time) or time.process_time (CPU time of this process).
+
+    Returns:
+        A `Timing` in seconds per call.
+    """
+    calls = _calls_per_round(fn, warmup, min_time, clock)
+    return _timing([_round(fn, calls, clock) for _ in range(max(1, repeat))], calls)
+
+
+def measure_side_by_side(fns, *, warmup=3, repeat=7, min_time=0.25, clock=time.perf_counter):
     """Times several functions ({name: fn}) in alternating rounds, as `measure` times one.
 
     Each function's calls per round are calibrated on its own; then round r runs every function's
@@ -102,24 +114,13 @@ def measure_side_by_side(fns, *, warmup=3, repeat=7, min_time=0.25):
         {name: Timing} in seconds per call.
     """
     names = list(fns)
-    calls = {}
-    for name in names:
-        t = 0.0
-        for _ in range(max(1, warmup)):
-            start = time.perf_counter()
-            fns[name]()
-            t = time.perf_counter() - start
-        calls[name] = max(1, math.ceil(min_time / t)) if t > 0 else 1
+    calls = {name: _calls_per_round(fns[name], warmup, min_time, clock) for name in names}
     per_call = {name: [] for name in names}
     for r in range(max(1, repeat)):
         for i in range(len(names)):
             name = names[(r + i) % len(names)]
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                fns[name]()
-            per_call[name].append((time.perf_counter() - start) / calls[name])
-    return {name: Timing(statistics.median(v), min(v), max(v), calls[name], len(v), v)
-            for name, v in per_call.items()}
+            per_call[name].append(_round(fns[name], calls[name], clock))
+    return {name: _timing(per_call[name], calls[name]) for name in names}
 
 
 def machine_summary(threads):

@@ -430,11 +430,11 @@ Model::Profile Model::profile(const std::vector<ArrayView>& x, const ArrayView* 
     ~Reset() { slot = nullptr; }
   } reset{profiling_};
   Tensor out;
-  for (std::size_t s = 0; s < steps; ++s) {
+  // Step 0 warms up (buffers, optimiser slots) and is not counted.
+  for (std::size_t s = 0; s <= steps; ++s) {
     check_interrupt();
-    profiling_ = nullptr;  // the first step warms up (buffers, optimiser slots): not counted
+    profiling_ = s > 0 ? &p : nullptr;
     const auto t0 = std::chrono::steady_clock::now();
-    if (s > 0 || steps == 1) profiling_ = &p;
     if (y) {
       for (auto& m : metrics_) m->reset_state();
       step(Mode::Train, xb_, &yb_, nullptr);
@@ -443,12 +443,12 @@ Model::Profile Model::profile(const std::vector<ArrayView>& x, const ArrayView* 
     }
     if (profiling_) p.total += seconds_since(t0);
   }
-  const double counted = steps == 1 ? 1.0 : static_cast<double>(steps - 1);
-  for (auto& v : p.forward) v /= counted;
-  for (auto& v : p.backward) v /= counted;
-  p.loss /= counted;
-  p.optimizer /= counted;
-  p.total /= counted;
+  const double n = static_cast<double>(steps);
+  for (auto& v : p.forward) v /= n;
+  for (auto& v : p.backward) v /= n;
+  p.loss /= n;
+  p.optimizer /= n;
+  p.total /= n;
   return p;
 }
 

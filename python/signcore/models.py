@@ -557,10 +557,11 @@ class Model:
     def profile(self, x, y=None, steps=5, print_table=True):
         """Where one batch's time goes, layer by layer (a signcore addition; Keras has none).
 
-        Runs `steps` training steps on (x, y) (the weights do train), or prediction steps when y
-        is None. The first step warms up and is not counted. Returns a dict: "layers", a list of
+        Runs one warm-up step and then `steps` timed training steps on (x, y) (the weights do
+        train), or prediction steps when y is None. Returns a dict: "layers", a list of
         (name, class, forward_ms, backward_ms) per layer; "loss_ms", "optimizer_ms" and "total_ms"
-        per step. With print_table (the default) it also prints the table, slowest layers marked.
+        per step. With print_table (the default) it also prints them as a table, with each layer's
+        share of the step.
         """
         steps = int(steps)
         if steps < 1:
@@ -570,7 +571,7 @@ class Model:
         xs = self._inputs(x)
         self._ensure_built(xs)
         ys = self._targets(y, xs[0].shape[0]) if y is not None else None
-        raw = self._core.profile(xs, ys, steps + 1)
+        raw = self._core.profile(xs, ys, steps)
         rows = [(name, kind, f * 1e3, b * 1e3) for name, kind, f, b in raw["layers"]]
         result = {"layers": rows, "loss_ms": raw["loss"] * 1e3, "optimizer_ms": raw["optimizer"] * 1e3,
                   "total_ms": raw["total"] * 1e3}

@@ -115,8 +115,8 @@ class Model {
   // Keras's summary table (Keras 2 layout) with exact totals.
   std::string summary(std::size_t line_length = 65) const;
 
-  // Where one batch's time goes: `steps` train (y given) or predict (y null) steps on the batch,
-  // each node's forward and backward time summed over them, then the loss and the optimiser.
+  // Where one batch's time goes: one warm-up step, then `steps` train (y given) or predict (y null)
+  // steps on the batch, timing each node's forward and backward, the loss and the optimiser.
   // Seconds per step. Tuning and benchmarks; the weights train as in train_on_batch.
   struct Profile {
     std::vector<double> forward, backward;  // per node
