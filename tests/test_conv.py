@@ -286,7 +286,7 @@ def test_conv2d_direct_forward_matches_torch_and_im2col(case, threads):
 
 
 # The input gradient of a stride-1 convolution with C a multiple of 8 runs as a direct convolution of
-# dz with the flipped, transposed kernel (direct_conv.hpp) in the pipelined backward; F is free.
+# dz with the flipped, transposed kernel (direct_conv.hpp) in the pipelined backward, for F <= 64.
 DIRECT_DX_CASES = [
     (9, 13, 8, 16, (3, 3), (1, 1), "same", (1, 1), "relu", True, 3),
     (8, 11, 16, 8, (3, 3), (1, 1), "valid", (1, 1), "linear", True, 2),  # "full" padding in dx
@@ -294,51 +294,81 @@ DIRECT_DX_CASES = [
     (12, 12, 8, 32, (3, 3), (1, 1), "same", (2, 2), "relu", True, 2),    # dilation
     (11, 7, 8, 5, (3, 2), (1, 1), "valid", (2, 1), "linear", True, 3),   # F = 5, dilation on one axis
     (5, 5, 24, 8, (5, 5), (1, 1), "valid", (1, 1), "relu", True, 1),     # kernel = image, batch 1
+    (9, 10, 8, 64, (3, 3), (1, 1), "same", (1, 1), "relu", True, 2),     # F = 64, the largest direct
 ]
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("case", DIRECT_DX_CASES, ids=case_id)
-@pytest.mark.parametrize("threads", [1, 2])
-def test_conv2d_direct_input_gradient_matches_torch_and_col2im(case, threads):
-    """dx from the direct kernel equals PyTorch's and the GEMM + col2im path's (the same forward),
-    on 1 and 2 threads, with one image per chunk (several chunks per thread); the kernel gradients
-    are unchanged."""
+def check_direct_backward(case, threads, switch):
+    """dx, dW and db with the direct backward kernel that `switch` names (on by default) equal
+    PyTorch's and those of the GEMM path (the switch off; the same forward), on `threads` threads,
+    with one image per chunk (several chunks per thread)."""
     x, w, b = case_data(case)
     x32, w32 = x.astype(np.float32), w.astype(np.float32)
     params = [w32] + ([] if b is None else [b.astype(np.float32)])
     H, W, C, f, k, s, pad, d, act, bias, n = case
     span = [(kk - 1) * dd + 1 for kk, dd in zip(k, d)]
     oh, ow = (H, W) if pad == "same" else (H - span[0] + 1, W - span[1] + 1)
+    turn = getattr(_core, "_set_conv_" + switch)
 
     def run(direct):
         layer = make_layer(case)
         h = _core.LayerHarness(layer, [[H, W, C]])
         layer.set_weights(params)
-        _core._set_conv_direct_input_gradient(direct)
+        turn(direct)
         try:
             y = h.forward([x32])
             g = np.random.default_rng(7).normal(size=y.shape).astype(np.float32)
             dx, = h.backward(g)
             return g, dx, h.param_grads()
         finally:
-            _core._set_conv_direct_input_gradient(True)
+            turn(True)
 
     old = (_core._conv_chunk_bytes(), signcore.get_num_threads())
     try:
         signcore.set_num_threads(threads)
         _core._set_conv_chunk_bytes(oh * ow * max(k[0] * k[1] * C, f) * 4)  # one image per chunk
-        dy, direct_dx, direct_grads = run(True)
+        assert getattr(_core, "_conv_" + switch)()
+        dy, dx, grads = run(True)
         _, gemm_dx, gemm_grads = run(False)
     finally:
         _core._set_conv_chunk_bytes(old[0])
         signcore.set_num_threads(old[1])
     _, tdx, tdw, tdb = torch_conv(case, x32.astype(np.float64), w32,
                                   None if b is None else b.astype(np.float32), dy.astype(np.float64))
-    np.testing.assert_allclose(direct_dx, tdx, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(direct_dx, gemm_dx, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(direct_grads, gemm_grads, rtol=1e-5, atol=1e-5)
-    assert np.abs(direct_dx).max() > 0.1
+    np.testing.assert_allclose(dx, tdx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, gemm_dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grads, flat_params(tdw, tdb), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(grads, gemm_grads, rtol=1e-5, atol=1e-4)
+    assert np.abs(dx).max() > 0.1 and np.abs(grads).max() > 0.1
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", DIRECT_DX_CASES, ids=case_id)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_direct_input_gradient_matches_torch_and_col2im(case, threads):
+    check_direct_backward(case, threads, "direct_input_gradient")
+
+
+# The kernel gradient runs directly (direct_conv.hpp) in the pipelined backward for F a multiple of
+# 8 (where conv2d.cpp picks it): blocks of 6 channels x 16 filters, 12 x 8, or 3 x 32 when the
+# channels are fewer than 6, with narrower blocks for the rest, over tiles of lines of 32-96 pixels.
+# Undilated along the width, the pixels away from the padding run all kw taps as kw C channels.
+DIRECT_DW_CASES = [
+    (9, 13, 7, 16, (3, 3), (1, 1), "same", (1, 1), "relu", True, 3),      # 6 x 16 blocks + 1 channel
+    (8, 11, 13, 24, (3, 3), (1, 1), "valid", (1, 1), "linear", True, 2),  # 12 x 8 blocks + 1 channel
+    (10, 17, 3, 32, (3, 2), (2, 2), "same", (1, 1), "relu", False, 2),    # C = 3: 3 x 32, stride 2
+    (12, 12, 2, 64, (3, 3), (1, 1), "same", (2, 2), "relu", True, 2),     # dilation, C = 2 of 3
+    (7, 20, 6, 48, (2, 4), (1, 3), "same", (1, 1), "linear", True, 3),    # even kernel, stride 3
+    (6, 100, 1, 8, (3, 3), (1, 1), "same", (1, 1), "relu", True, 2),      # one line per tile, C = 1
+    (5, 5, 9, 16, (5, 5), (1, 1), "valid", (1, 1), "relu", True, 1),      # kernel = image, batch 1
+]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", DIRECT_DW_CASES, ids=case_id)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_direct_kernel_gradient_matches_torch_and_gemm(case, threads):
+    check_direct_backward(case, threads, "direct_kernel_gradient")
 
 
 # ----- hand-computed --------------------------------------------------------------------------------

@@ -376,6 +376,14 @@ def test_get_config_round_trip():
     with pytest.raises(ValueError, match="Dense config"):
         layers.Dense.from_config({"name": "no_units"})
     assert layers.Reshape((3, -1)).get_config()["target_shape"] == [3, -1]
+    # A layer given an input shape keeps it through get_config / from_config (the sizes come back
+    # from Python as signed integers), and a malformed one is refused with the value.
+    first = layers.Conv2D(4, 3, input_shape=(8, 8, 3))
+    cfg = first.get_config()
+    assert cfg["batch_input_shape"] == [None, 8, 8, 3]
+    assert layers.Conv2D.from_config(cfg).input_shape_hint == (8, 8, 3)
+    with pytest.raises(ValueError, match=r"batch_input_shape .*\[null,8,0,3\]"):
+        layers.Conv2D.from_config(dict(cfg, batch_input_shape=[None, 8, 0, 3]))
 
 
 def test_weights_after_build_and_set_weights_validation():

@@ -289,6 +289,10 @@ Output shape: (batch_size, top_pad + rows + bottom_pad, left_pad + cols + right_
         "Whether stride-1 convolutions with few filters compute the input gradient directly.");
   m.def("_set_conv_direct_input_gradient", [](bool on) { Conv2D::set_direct_input_gradient(on); },
         py::arg("on"), "Switch the direct input gradient on or off (process-wide; benchmarks and tests).");
+  m.def("_conv_direct_kernel_gradient", [] { return Conv2D::direct_kernel_gradient_enabled(); },
+        "Whether convolutions compute the kernel gradient directly where the direct kernel applies.");
+  m.def("_set_conv_direct_kernel_gradient", [](bool on) { Conv2D::set_direct_kernel_gradient(on); },
+        py::arg("on"), "Switch the direct kernel gradient on or off (process-wide; benchmarks and tests).");
   m.def("_benchmark_layer",
         [](const LayerPtr& layer, const std::vector<std::size_t>& input_shape, std::size_t batch,
            std::size_t iters, bool backward, bool need_dx) {

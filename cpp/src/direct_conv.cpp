@@ -45,74 +45,199 @@ inline void accumulate(const float* const* xp, const float* w, std::size_t C, __
     for (int v = 0; v < V; ++v) acc[p][v] = a[p][v];
 }
 
-// One block: output pixels [ow, ow + P) of line (n, od, oh), filters [f0, f0 + 8V); Wp is the
-// kernel packed for this filter block: (kd kh kw, C, 8V).
+// An output pixel of the batch: sample, depth, row, column.
+struct Position {
+  std::size_t n, od, oh, ow;
+};
+
+// The positions of output pixels q, q + 1, ..., q + count - 1 (one division for the first, then
+// stepping).
+void positions(const ConvGeometry& g, std::size_t q, std::size_t count, Position* out) {
+  const std::size_t OW = g.w.out, OH = g.h.out, OD = g.d.out, l = q / OW, r = l % g.lines();
+  Position p{l / g.lines(), r / OH, r % OH, q % OW};
+  for (std::size_t i = 0; i < count; ++i) {
+    out[i] = p;
+    if (++p.ow < OW) continue;
+    p.ow = 0;
+    if (++p.oh < OH) continue;
+    p.oh = 0;
+    if (++p.od < OD) continue;
+    p.od = 0;
+    ++p.n;
+  }
+}
+
+// One block: P consecutive output pixels of the batch, flat index q0 .. q0 + P (over (n, od, oh, ow),
+// so a block may run across the end of a line or of a sample), filters [f0, f0 + 8V); Wp is the
+// kernel packed for this filter block: (kd kh kw, C, 8V). Blocks that cross lines keep short lines
+// (13 or 15 pixels: 64-filter layers) from ending in narrow, latency-bound blocks.
 template <int P, int V>
 void block(const ConvGeometry& g, const float* x, const float* Wp, const float* b, bool relu,
-           std::size_t F, std::size_t n, std::size_t od, std::size_t oh, std::size_t ow,
-           std::size_t f0, const float* zeros, float* y_line) {
+           std::size_t F, std::size_t q0, const Position* pos, std::size_t f0, const float* zeros,
+           float* y) {
   const std::size_t C = g.channels;
+  std::size_t n[P], od[P], oh[P], ow[P];
+  for (int p = 0; p < P; ++p) {
+    n[p] = pos[p].n;
+    od[p] = pos[p].od;
+    oh[p] = pos[p].oh;
+    ow[p] = pos[p].ow;
+  }
   __m256 acc[P][V];
   for (int v = 0; v < V; ++v) {
     const __m256 init = b ? _mm256_loadu_ps(b + f0 + 8 * v) : _mm256_setzero_ps();
     for (int p = 0; p < P; ++p) acc[p][v] = init;
   }
+  const float* row[P];
   const float* xp[P];
+  const bool contiguous_taps = g.w.dilation == 1;
   for (std::size_t kd = 0; kd < g.d.kernel; ++kd) {
-    const long id = tap(g.d, od, kd);
-    if (!inside(g.d, id)) continue;
     for (std::size_t kh = 0; kh < g.h.kernel; ++kh) {
-      const long ih = tap(g.h, oh, kh);
-      if (!inside(g.h, ih)) continue;
-      const float* row = x + ((n * g.d.in + static_cast<std::size_t>(id)) * g.h.in + static_cast<std::size_t>(ih)) * g.w.in * C;
+      bool any = false;
+      for (int p = 0; p < P; ++p) {
+        const long id = tap(g.d, od[p], kd), ih = tap(g.h, oh[p], kh);
+        row[p] = inside(g.d, id) && inside(g.h, ih)
+                     ? x + ((n[p] * g.d.in + static_cast<std::size_t>(id)) * g.h.in + static_cast<std::size_t>(ih)) * g.w.in * C
+                     : nullptr;
+        any = any || row[p];
+      }
+      if (!any) continue;
+      const float* w_row = Wp + (kd * g.h.kernel + kh) * g.w.kernel * C * 8 * V;
+      if (contiguous_taps) {
+        // Undilated along the width and no pixel reading the padding: the kw taps of a pixel read
+        // one stretch of KW C consecutive floats, against as many consecutive kernel rows.
+        bool full = true;
+        for (int p = 0; p < P; ++p)
+          full = full && row[p] && tap(g.w, ow[p], 0) >= 0 && inside(g.w, tap(g.w, ow[p], g.w.kernel - 1));
+        if (full) {
+          for (int p = 0; p < P; ++p) xp[p] = row[p] + static_cast<std::size_t>(tap(g.w, ow[p], 0)) * C;
+          accumulate<P, V>(xp, w_row, g.w.kernel * C, acc);
+          continue;
+        }
+      }
       for (std::size_t kw = 0; kw < g.w.kernel; ++kw) {
         for (int p = 0; p < P; ++p) {
-          const long iw = tap(g.w, ow + p, kw);
-          xp[p] = inside(g.w, iw) ? row + static_cast<std::size_t>(iw) * C : zeros;
+          const long iw = tap(g.w, ow[p], kw);
+          xp[p] = row[p] && inside(g.w, iw) ? row[p] + static_cast<std::size_t>(iw) * C : zeros;
         }
-        const float* w = Wp + ((kd * g.h.kernel + kh) * g.w.kernel + kw) * C * 8 * V;
-        accumulate<P, V>(xp, w, C, acc);
+        accumulate<P, V>(xp, w_row + kw * C * 8 * V, C, acc);
       }
     }
   }
   const __m256 zero = _mm256_setzero_ps();
   for (int p = 0; p < P; ++p)
     for (int v = 0; v < V; ++v)
-      _mm256_storeu_ps(y_line + (ow + p) * F + f0 + 8 * v, relu ? _mm256_max_ps(acc[p][v], zero) : acc[p][v]);
+      _mm256_storeu_ps(y + (q0 + p) * F + f0 + 8 * v, relu ? _mm256_max_ps(acc[p][v], zero) : acc[p][v]);
 }
 
 // block<R, V> for a run-time R in [1, 11].
 template <int V, int R = 1>
 void remainder(std::size_t r, const ConvGeometry& g, const float* x, const float* wp, const float* b,
-               bool relu, std::size_t F, std::size_t n, std::size_t od, std::size_t oh,
-               std::size_t ow, std::size_t f0, const float* zeros, float* y_line) {
+               bool relu, std::size_t F, std::size_t q0, const Position* pos, std::size_t f0,
+               const float* zeros, float* y) {
   if constexpr (R < 12) {
-    if (r == R) return block<R, V>(g, x, wp, b, relu, F, n, od, oh, ow, f0, zeros, y_line);
-    remainder<V, R + 1>(r, g, x, wp, b, relu, F, n, od, oh, ow, f0, zeros, y_line);
+    if (r == R) return block<R, V>(g, x, wp, b, relu, F, q0, pos, f0, zeros, y);
+    remainder<V, R + 1>(r, g, x, wp, b, relu, F, q0, pos, f0, zeros, y);
   }
 }
 
-// A whole line with 8V filters per block: P pixels at a time, then the rest. Wp: the kernel
-// packed as (F / 8V, kd kh kw, C, 8V), so each filter block's kernel is one contiguous stream.
+// Output pixels [q_begin, q_end) of the batch with 8V filters per block, in tiles of
+// kForwardTileBlocks blocks of P pixels: per tile every filter block, so the tile's input rows
+// are read from cache for all but the first filter block. Wp: the kernel packed as
+// (F / 8V, kd kh kw, C, 8V), so each filter block's kernel is one contiguous stream.
+constexpr std::size_t kForwardTileBlocks = 8;
+
 template <int P, int V>
-void line(const ConvGeometry& g, const float* x, const float* Wp, const float* b, bool relu,
-          std::size_t F, std::size_t l, const float* zeros, float* y) {
-  const std::size_t per_sample = g.lines(), n = l / per_sample, r = l % per_sample;
-  const std::size_t od = r / g.h.out, oh = r % g.h.out, OW = g.w.out;
-  const std::size_t block_size = g.patch() * 8 * V;
-  float* y_line = y + l * OW * F;
-  for (std::size_t f0 = 0; f0 < F; f0 += 8 * V) {
-    const float* wp = Wp + (f0 / (8 * V)) * block_size;
-    std::size_t ow = 0;
-    for (; ow + P <= OW; ow += P) block<P, V>(g, x, wp, b, relu, F, n, od, oh, ow, f0, zeros, y_line);
-    // The remaining pixels as one narrower block (one pixel at a time would leave the FMA
-    // pipelines waiting on each accumulator's latency).
-    if (ow < OW) remainder<V>(OW - ow, g, x, wp, b, relu, F, n, od, oh, ow, f0, zeros, y_line);
+void pixels(const ConvGeometry& g, const float* x, const float* Wp, const float* b, bool relu,
+            std::size_t F, std::size_t q_begin, std::size_t q_end, const float* zeros, float* y) {
+  const std::size_t block_size = g.patch() * 8 * V, tile = kForwardTileBlocks * P;
+  Position pos[kForwardTileBlocks * P];
+  for (std::size_t t0 = q_begin; t0 < q_end; t0 += tile) {
+    const std::size_t t1 = std::min(q_end, t0 + tile);
+    positions(g, t0, t1 - t0, pos);
+    for (std::size_t f0 = 0; f0 < F; f0 += 8 * V) {
+      const float* wp = Wp + (f0 / (8 * V)) * block_size;
+      std::size_t q = t0;
+      for (; q + P <= t1; q += P) block<P, V>(g, x, wp, b, relu, F, q, pos + (q - t0), f0, zeros, y);
+      // The last pixels as one narrower block (one pixel at a time would leave the FMA pipelines
+      // waiting on each accumulator's latency).
+      if (q < t1) remainder<V>(t1 - q, g, x, wp, b, relu, F, q, pos + (q - t0), f0, zeros, y);
+    }
   }
 }
 
 // The filter-block width 8V for F filters.
 std::size_t block_width(std::size_t F) { return F % 16 == 0 ? 16 : 8; }
+
+// ----- kernel gradient ---------------------------------------------------------------------------
+//
+// dW(k, c, f) += sum over pixels p of x_p(k, c) dz(p, f), where x_p(k, .) is the input row that
+// output pixel p reads through tap k. Per tap, a block of R channels x 8V filters is held in
+// registers and runs over the pixels of a tile of lines: one kernel-row load of dz per 8 filters,
+// one broadcast per channel, R V FMAs per pixel.
+
+// Lines per tile: enough for about kTilePixels pixels, so the accumulators are loaded and stored
+// once per tile and the tile's dz and input rows stay in L1 / L2 while every tap runs over them.
+constexpr std::size_t kTilePixels = 96, kMaxTileLines = 16;
+constexpr std::size_t kMaxRuns = 2 * kMaxTileLines;  // a line has at most two stretches per tap
+
+// One stretch of pixels of a line that tap k reads inside the input: `count` pixels, starting at
+// input row x (channel 0) and dz row dz; successive pixels are x_step and F floats apart.
+struct Run {
+  const float* x;
+  const float* dz;
+  std::size_t count;
+};
+
+// dW[0 .. R)[0 .. 8V) (rows F apart) += sum over the runs' pixels of x[c0 + r] dz[f0 + 8v ...].
+template <int R, int V>
+void gradient_block(const Run* runs, std::size_t n_runs, std::size_t x_step, std::size_t F,
+                    float* dW) {
+  __m256 acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm256_loadu_ps(dW + r * F + 8 * v);
+  for (std::size_t i = 0; i < n_runs; ++i) {
+    const float* xp = runs[i].x;
+    const float* dp = runs[i].dz;
+    for (std::size_t q = runs[i].count; q > 0; --q, xp += x_step, dp += F) {
+      __m256 d[V];
+      for (int v = 0; v < V; ++v) d[v] = _mm256_loadu_ps(dp + 8 * v);
+      for (int r = 0; r < R; ++r) {
+        const __m256 xb = _mm256_broadcast_ss(xp + r);
+        for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(xb, d[v], acc[r][v]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(dW + r * F + 8 * v, acc[r][v]);
+}
+
+// gradient_block<r, V> for a run-time r in [1, R).
+template <int R, int V, int r = 1>
+void gradient_remainder(std::size_t rest, const Run* runs, std::size_t n_runs, std::size_t x_step,
+                        std::size_t F, float* dW) {
+  if constexpr (r < R) {
+    if (rest == r) return gradient_block<r, V>(runs, n_runs, x_step, F, dW);
+    gradient_remainder<R, V, r + 1>(rest, runs, n_runs, x_step, F, dW);
+  }
+}
+
+// All channels of one tap against the filters [f0, f0 + 8V) over a tile's runs, R channels at a
+// time (runs[i].dz points at filter 0).
+template <int R, int V>
+void gradient_tap(const Run* runs, std::size_t n_runs, std::size_t x_step, std::size_t C,
+                  std::size_t F, std::size_t f0, float* dW_tap) {
+  Run shifted[kMaxRuns];
+  std::size_t c0 = 0;
+  for (; c0 + R <= C; c0 += R) {
+    for (std::size_t i = 0; i < n_runs; ++i) shifted[i] = {runs[i].x + c0, runs[i].dz + f0, runs[i].count};
+    gradient_block<R, V>(shifted, n_runs, x_step, F, dW_tap + c0 * F + f0);
+  }
+  if (c0 < C) {
+    for (std::size_t i = 0; i < n_runs; ++i) shifted[i] = {runs[i].x + c0, runs[i].dz + f0, runs[i].count};
+    gradient_remainder<R, V>(C - c0, shifted, n_runs, x_step, F, dW_tap + c0 * F + f0);
+  }
+}
 
 }  // namespace
 
@@ -131,12 +256,90 @@ void direct_conv_lines(const ConvGeometry& g, const float* x, const float* W, co
                        bool relu, std::size_t F, std::size_t l0, std::size_t l1, float* y) {
   thread_local std::vector<float> zeros;  // one input row's worth of padding
   if (zeros.size() < g.channels) zeros.assign(g.channels, 0.f);
-  for (std::size_t l = l0; l < l1; ++l) {
-    // 12 accumulators + the kernel vectors + one broadcast fit AVX2's 16 registers: 6 pixels x
-    // 16 filters, or 12 x 8. (3 x 32 needs 17, and the compiler then re-loads the kernel for
-    // every FMA: measured 30% slower.)
-    if (block_width(F) == 16) line<6, 2>(g, x, W, b, relu, F, l, zeros.data(), y);
-    else line<12, 1>(g, x, W, b, relu, F, l, zeros.data(), y);
+  // 12 accumulators + the kernel vectors + one broadcast fit AVX2's 16 registers: 6 pixels x
+  // 16 filters, or 12 x 8. (3 x 32 needs 17, and the compiler then re-loads the kernel for every
+  // FMA: measured 30% slower.)
+  const std::size_t q0 = l0 * g.w.out, q1 = l1 * g.w.out;
+  if (block_width(F) == 16) pixels<6, 2>(g, x, W, b, relu, F, q0, q1, zeros.data(), y);
+  else pixels<12, 1>(g, x, W, b, relu, F, q0, q1, zeros.data(), y);
+}
+
+void direct_conv_kernel_gradient(const ConvGeometry& g, const float* x, const float* dz,
+                                 std::size_t F, std::size_t l0, std::size_t l1, float* dW) {
+  const std::size_t C = g.channels, OW = g.w.out, KW = g.w.kernel, per_sample = g.lines();
+  const std::size_t tile_pixels = std::clamp<std::size_t>(3072 / C, 32, kTilePixels);
+  const std::size_t tile = std::min(kMaxTileLines, std::max<std::size_t>(1, (tile_pixels + OW - 1) / OW));
+  const std::size_t x_step = g.w.stride * C;
+  // The output pixels [lo[kw], hi[kw]) whose tap kw falls inside the input width.
+  std::vector<std::size_t> lo(KW), hi(KW);
+  for (std::size_t kw = 0; kw < KW; ++kw) {
+    const long off = static_cast<long>(kw * g.w.dilation) - static_cast<long>(g.w.pad_before);
+    const long s = static_cast<long>(g.w.stride), in = static_cast<long>(g.w.in);
+    const long first = off >= 0 ? 0 : (-off + s - 1) / s;
+    const long last = in - 1 - off < 0 ? -1 : (in - 1 - off) / s;  // the last pixel inside
+    lo[kw] = static_cast<std::size_t>(std::min<long>(first, static_cast<long>(OW)));
+    hi[kw] = static_cast<std::size_t>(std::clamp<long>(last + 1, static_cast<long>(lo[kw]), static_cast<long>(OW)));
+  }
+  // Undilated along the width, the pixels [full_lo, full_hi) read all KW taps inside the input,
+  // as one stretch of KW C consecutive floats against KW C consecutive rows of dW: those run as
+  // one tap of KW C channels (3 x 3 = 9 for an RGB input instead of 3), the rest tap by tap.
+  std::size_t full_lo = 0, full_hi = 0;
+  if (g.w.dilation == 1) {
+    full_lo = lo[0];
+    full_hi = std::max(full_lo, hi[KW - 1]);
+  }
+  // The input row a line reads through (kd, kh), or null in the padding.
+  auto input_row = [&](std::size_t l, std::size_t kd, std::size_t kh) -> const float* {
+    const std::size_t n = l / per_sample, r = l % per_sample;
+    const long id = tap(g.d, r / g.h.out, kd), ih = tap(g.h, r % g.h.out, kh);
+    if (!inside(g.d, id) || !inside(g.h, ih)) return nullptr;
+    return x + ((n * g.d.in + static_cast<std::size_t>(id)) * g.h.in + static_cast<std::size_t>(ih)) * g.w.in * C;
+  };
+  // Filter blocks of B = 8V: 3 channels x 32 filters when the channels are few, else 6 x 16 or
+  // 12 x 8 (12 accumulators each).
+  const bool few = F % 32 == 0 && (full_lo < full_hi ? KW * C : C) < 6;
+  const std::size_t B = few ? 32 : F % 16 == 0 ? 16 : 8;
+  std::size_t f0 = 0;
+  auto run_tap = [&](const Run* runs, std::size_t n_runs, std::size_t channels, float* dW_tap) {
+    if (n_runs == 0) return;
+    if (B == 32) gradient_tap<3, 4>(runs, n_runs, x_step, channels, F, f0, dW_tap);
+    else if (B == 16) gradient_tap<6, 2>(runs, n_runs, x_step, channels, F, f0, dW_tap);
+    else gradient_tap<12, 1>(runs, n_runs, x_step, channels, F, f0, dW_tap);
+  };
+  Run runs[kMaxRuns];
+  // Per tile, one filter block at a time over every tap: the tile's dz columns of that block
+  // (tile pixels x B floats) stay in L1 while all the taps and channels run over them.
+  for (std::size_t t0 = l0; t0 < l1; t0 += tile) {
+    const std::size_t t1 = std::min(l1, t0 + tile);
+    for (f0 = 0; f0 < F; f0 += B) {
+      for (std::size_t kd = 0; kd < g.d.kernel; ++kd)
+        for (std::size_t kh = 0; kh < g.h.kernel; ++kh) {
+          float* dW_row = dW + (kd * g.h.kernel + kh) * KW * C * F;  // taps (kd, kh, 0 .. KW)
+          std::size_t n_runs = 0;
+          if (full_lo < full_hi) {
+            const std::size_t iw = static_cast<std::size_t>(tap(g.w, full_lo, 0));
+            for (std::size_t l = t0; l < t1; ++l)
+              if (const float* row = input_row(l, kd, kh))
+                runs[n_runs++] = {row + iw * C, dz + ((l - l0) * OW + full_lo) * F, full_hi - full_lo};
+            run_tap(runs, n_runs, KW * C, dW_row);
+          }
+          // Tap by tap, the pixels outside [full_lo, full_hi) (all of them when dilated).
+          for (std::size_t kw = 0; kw < KW; ++kw) {
+            const std::size_t stretch[2][2] = {{lo[kw], std::min(hi[kw], full_lo)},
+                                               {std::max(lo[kw], full_hi), hi[kw]}};
+            n_runs = 0;
+            for (std::size_t l = t0; l < t1; ++l) {
+              const float* row = input_row(l, kd, kh);
+              if (!row) continue;
+              for (const auto& [a, e] : stretch)
+                if (a < e)
+                  runs[n_runs++] = {row + static_cast<std::size_t>(tap(g.w, a, kw)) * C,
+                                    dz + ((l - l0) * OW + a) * F, e - a};
+            }
+            run_tap(runs, n_runs, C, dW_row + kw * C * F);
+          }
+        }
+    }
   }
 }
 
@@ -161,6 +364,8 @@ void direct_conv_pack(const ConvGeometry&, const float*, std::size_t, float*) {}
 void direct_conv_lines(const ConvGeometry&, const float*, const float*, const float*, bool,
                        std::size_t, std::size_t, std::size_t, float*) {}
 void direct_conv_pack_transposed(const ConvGeometry&, const float*, std::size_t, float*) {}
+void direct_conv_kernel_gradient(const ConvGeometry&, const float*, const float*, std::size_t,
+                                 std::size_t, std::size_t, float*) {}
 
 #endif
 

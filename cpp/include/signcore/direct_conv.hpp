@@ -1,4 +1,5 @@
-// Direct convolution forward for channels-last data, without im2col.
+// Direct convolution for channels-last data, without im2col: the forward pass, the input gradient
+// and the kernel gradient.
 //
 // y(n, od, oh, ow, f) = b(f) + sum over (kd, kh, kw, c) of x(n, id, ih, iw, c) W(kd, kh, kw, c, f)
 // with (id, ih, iw) = (od, oh, ow) * stride + (kd, kh, kw) * dilation - pad_before; positions in the
@@ -7,10 +8,12 @@
 // channel against 8V filters of the kernel row (one FMA per register). Nothing like the
 // (kh kw)-times larger column matrix of im2col is written, which is what makes im2col + SGEMM slow
 // when the filters are few (the GEMM is narrow and packing the columns costs as much as using them).
+// A block's pixels are consecutive over the whole batch, so short lines (13 or 15 pixels) do not
+// end in narrow, latency-bound blocks; undilated along the width, the kw taps of a pixel read one
+// stretch of kw C consecutive floats, run as one loop (9 values for an RGB image, not 3 x 3).
 //
 // Used for the forward pass of Conv2D / Conv3D when direct_conv_supported() (an AVX2 + FMA build and
-// F a multiple of 8), and for the input gradient of stride-1 convolutions (below). The kernel
-// gradient keeps im2col + SGEMM, whose product is wide.
+// F a multiple of 8), and in the backward pass where conv2d.cpp's rules pick it.
 //
 // The input gradient of a stride-1 convolution is a convolution too:
 //   dx(n, i, c) = sum over taps k and filters f of dz(n, i + pad - k * dilation, f) W(k, c, f)
@@ -18,6 +21,11 @@
 // transposed to (taps, F, C), padded by (span - 1) - pad_before, whose output has x's size. That
 // replaces dcols = dz W^T (a GEMM whose inner dimension is only F, writing kh * kw values per input
 // value) and col2im (reading them back), and runs at the forward kernel's rate.
+//
+// The kernel gradient dW(k, c, f) = sum over pixels of x(pixel's input through tap k, c) dz(pixel, f)
+// keeps R channels x 8V filters of one tap in registers while it runs over the pixels of a tile of
+// lines (one load of dz per 8 filters and one broadcast per channel per pixel), replacing im2col and
+// dW += cols^T dz.
 #pragma once
 
 #include <cstddef>
@@ -40,6 +48,15 @@ void direct_conv_pack(const ConvGeometry& g, const float* W, std::size_t filters
 void direct_conv_lines(const ConvGeometry& g, const float* x, const float* W, const float* b,
                        bool relu, std::size_t filters, std::size_t line_begin,
                        std::size_t line_end, float* y);
+
+// The kernel gradient over output lines [line_begin, line_end) of the batch:
+//   dW(k, c, f) += sum over those lines' pixels p of x(input position p reads through tap k, c) dz(p, f)
+// x: (N, D, H, W, C), the whole batch; dz: the rows of those lines only ((line_end - line_begin)
+// OW rows of F); dW: (K, F), accumulated into. Same support as direct_conv_lines (F a multiple of
+// 8), any stride, dilation and padding. Serial: threads take disjoint lines and their own dW.
+void direct_conv_kernel_gradient(const ConvGeometry& g, const float* x, const float* dz,
+                                 std::size_t filters, std::size_t line_begin, std::size_t line_end,
+                                 float* dW);
 
 // The geometry of that input-gradient convolution for the stride-1 convolution g with F filters:
 // input dz (OD, OH, OW, F), output (D, H, W), same kernel and dilation.

@@ -12,7 +12,9 @@
 // lines, split between the threads. With few filters the GEMM above is narrow and packing the
 // columns costs as much as the product; measured on 1 thread, the CIFAR model's layers went from
 // 8.2 / 41.6 / 16.7 / 40.6 ms to 5.9 / 28.8 / 16.8 / 41.9 ms (layers 1-4, batch 128). The backward
-// pass keeps im2col + GEMM, whose products are wide. Convolution::set_direct(false) turns it off.
+// pass uses the same file's direct input and kernel gradients where the GEMMs are narrow (see
+// direct_input_gradient() and direct_kernel_gradient()), im2col + GEMM elsewhere.
+// Convolution::set_direct(false) turns all of it off.
 //
 // Chunking. cols is kh * kw times larger than x (132 MB for a 3x3 conv of 32 channels on a batch
 // of 128 CIFAR images), so it is never materialised for the whole batch. The batch is cut into
@@ -71,6 +73,7 @@ std::atomic<std::size_t> g_chunk_bytes{std::size_t{1} << 20};
 std::atomic<bool> g_pipelined{true};
 std::atomic<bool> g_direct{true};
 std::atomic<bool> g_direct_dx{true};
+std::atomic<bool> g_direct_dw{true};
 
 // OpenBLAS runs single-threaded while this lives (each OpenMP thread calls its own sgemm), then
 // goes back to the configured thread count.
@@ -195,6 +198,13 @@ void relu_grad_rows(bool relu, const float* y, const float* dy, float* dz, float
   }
 }
 
+// sum += the per-thread partials part[p] (parts arrays of n floats), added in a fixed order so the
+// result is deterministic for a thread count.
+void add_parts(const float* part, std::size_t parts, std::size_t n, float* sum) {
+  for (std::size_t p = 0; p < parts; ++p)
+    for (std::size_t i = 0; i < n; ++i) sum[i] += part[p * n + i];
+}
+
 }  // namespace
 
 void Convolution::set_chunk_bytes(std::size_t bytes) {
@@ -207,6 +217,8 @@ void Convolution::set_direct(bool on) { g_direct = on; }
 bool Convolution::direct() { return g_direct; }
 void Convolution::set_direct_input_gradient(bool on) { g_direct_dx = on; }
 bool Convolution::direct_input_gradient_enabled() { return g_direct_dx; }
+void Convolution::set_direct_kernel_gradient(bool on) { g_direct_dw = on; }
+bool Convolution::direct_kernel_gradient_enabled() { return g_direct_dw; }
 bool Convolution::pipelined() { return g_pipelined; }
 
 Convolution::Convolution(const char* cls, std::size_t rank, long long filters, const Sizes& kernel_size,
@@ -332,22 +344,36 @@ Shape Convolution::build(const std::vector<Shape>& input_shapes, Parameters& par
   return out;
 }
 
-std::size_t Convolution::chunk_lines() const {
+std::size_t Convolution::chunk_lines(bool columns) const {
   const std::size_t per_sample = geom_.lines();
-  const std::size_t row_floats = geom_.is_pointwise() ? filters_ : std::max(geom_.patch(), filters_);
+  const std::size_t row_floats = !columns || geom_.is_pointwise() ? filters_ : std::max(geom_.patch(), filters_);
   const std::size_t line_bytes = geom_.w.out * row_floats * sizeof(float);
   const std::size_t fit = std::max<std::size_t>(1, chunk_bytes() / std::max<std::size_t>(1, line_bytes));
-  if (fit < per_sample) return fit;
+  if (fit < per_sample) return columns ? fit : per_sample;
   return fit / per_sample * per_sample;  // whole samples
 }
 
-// Only for few filters: dcols = dz W^T has F as its inner dimension, so it is the GEMM that suffers
-// when F is small. Measured, forward + backward, ms, GEMM + col2im -> direct, 1 / 2 threads:
-// F = 32 (CIFAR conv2, batch 128): 104 -> 87 / 66 -> 47; F = 64 and 128 (CIFAR conv3 and conv4,
-// ASL conv2 and conv3, emotion conv3): within +-10% either way, so those keep the GEMM.
+// The direct backward kernels (direct_conv.hpp) pay where the GEMMs they replace are narrow:
+// dcols = dz W^T has F as its inner dimension, dW = cols^T dz a (K, F) result; with both direct
+// there are no columns at all, so the backward runs whole images per thread (pipelined) whatever
+// their size. Measured A/B in one process, forward + backward, GEMM time over direct time, 1 / 2
+// threads (this machine is noisy: +-10% is level):
+//   dW of a first layer (C = 1 or 3): 1.02-1.36 / 1.19-2.62;
+//   both, F = 32 (CIFAR conv2): 1.07 / 1.85;
+//   both, F = 64 (CIFAR conv3, conv4, ASL conv2, emotion conv2): 0.99-1.05 / 0.92-1.24 (ASL conv2,
+//   whose columns did not fit whole images, gains the most);
+//   both, F = 128 (ASL conv3, emotion conv3): 0.89-1.04 / 0.86-0.89, so those keep the GEMMs.
+constexpr std::size_t kDirectBackwardMaxFilters = 64;
+
 bool Convolution::direct_input_gradient() const {
-  return direct() && g_direct_dx && filters_ <= 32 && *std::max_element(strides_.begin(), strides_.end()) == 1 &&
+  return direct() && g_direct_dx && filters_ <= kDirectBackwardMaxFilters &&
+         *std::max_element(strides_.begin(), strides_.end()) == 1 &&
          direct_conv_supported(transposed_geometry(geom_, filters_), geom_.channels);
+}
+
+bool Convolution::direct_kernel_gradient() const {
+  return direct() && g_direct_dw && (filters_ <= kDirectBackwardMaxFilters || geom_.channels < 8) &&
+         direct_conv_supported(geom_, filters_);
 }
 
 // x: (N, [D,] H, W, C) -> y: (N, [OD,] OH, OW, F)
@@ -374,7 +400,7 @@ void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, c
   const bool relu = activation_ == ActivationKind::Relu;
   const std::size_t parts = static_cast<std::size_t>(std::max(1, get_num_threads()));
 
-  const std::size_t total = N * geom_.lines(), step = chunk_lines();
+  const std::size_t total = N * geom_.lines(), step = chunk_lines(true);
   const std::size_t chunks = (total + step - 1) / step;
   if (direct() && fuse && !pointwise && direct_conv_supported(geom_, F)) {
     // Direct convolution (direct_conv.hpp), the lines split between the threads.
@@ -461,22 +487,27 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
   const bool fuse = fusible(activation_);
   const bool relu = activation_ == ActivationKind::Relu;
   const std::size_t parts = static_cast<std::size_t>(std::max(1, get_num_threads()));
-  const std::size_t lines = geom_.lines(), total = N * lines, step = chunk_lines();
+  // Without columns to hold (the direct kernel gradient, and dx direct or not needed), chunks are
+  // whole images, sized by their dz.
+  const bool direct_dw = need_w && !pointwise && direct_kernel_gradient();
+  const bool columns = !direct_dw || (dx && !direct_input_gradient());
+  const std::size_t lines = geom_.lines(), total = N * lines, step = chunk_lines(columns);
   const bool whole_samples = step % lines == 0;
   const std::size_t chunk_rows = std::min(step, total) * OW;
   const std::size_t chunks = (total + step - 1) / step;
   if (pipelined() && fuse && !pointwise && whole_samples && chunks >= parts) {
-    backward_pipelined(dy, dx, dW, db, need_w, parts, step, chunks);
+    backward_pipelined(dy, dx, dW, db, need_w, direct_dw, parts, step, chunks);
     return;
   }
   Scratch& sc = scratch();
   float* bufs[2] = {nullptr, nullptr};
-  if (!pointwise && (need_w || dx)) {
+  if (!pointwise && ((need_w && !direct_dw) || dx)) {
     bufs[0] = grow(sc.cols[0], chunk_rows * K);
     if (dx) bufs[1] = grow(sc.cols[1], chunk_rows * K);
   }
   float* dz_buf = activation_ != ActivationKind::Linear ? grow(sc.dz, chunk_rows * F) : nullptr;
   if (db) db_part_.assign(parts * F, 0.f);
+  if (direct_dw) dW_part_.assign(parts * K * F, 0.f);
   // Chunks inside one image add into dx, which must start at zero.
   if (dx && !pointwise && !whole_samples) {
     float* d = dx->data();
@@ -503,7 +534,7 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
       dz = dz_buf;
     }
     // Two buffers alternate only when col2im of this chunk overlaps the next chunk's im2col.
-    float* cols = need_w && !pointwise ? bufs[dx ? i % 2 : 0] : nullptr;
+    float* cols = need_w && !pointwise && !direct_dw ? bufs[dx ? i % 2 : 0] : nullptr;
     const std::size_t work = rows * F + (cols ? rows * K : 0) +
                              (pending_dcols ? (pending_l1 - pending_l0) * OW * K : 0);
     run_parts(parts, work, [&](std::size_t p0, std::size_t p1) {
@@ -511,17 +542,23 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
         if (pending_dcols)
           col2im_part(geom_, pending_dcols, pending_l0, pending_l1, dx->data(), !whole_samples, p,
                       parts);
-        const std::size_t a = rows * p / parts, e = rows * (p + 1) / parts;
+        // Whole lines per part, so the direct kernel gradient of a part's lines reads only the dz
+        // rows this part has just written.
+        const std::size_t la = (l1 - l0) * p / parts, le = (l1 - l0) * (p + 1) / parts;
+        const std::size_t a = la * OW, e = le * OW;
         if (fuse)
           relu_grad_rows(relu, y_->data() + r0 * F, dyc, dz_buf, db ? db_part_.data() + p * F : nullptr,
                          a, e, F);
         else if (db)
           relu_grad_rows(false, nullptr, dz, nullptr, db_part_.data() + p * F, a, e, F);
+        if (direct_dw && la < le)
+          direct_conv_kernel_gradient(geom_, x.data(), dz + a * F, F, l0 + la, l0 + le,
+                                      dW_part_.data() + p * K * F);
         if (cols) im2col_part(geom_, x.data(), l0, l1, cols, p, parts);
       }
     });
     pending_dcols = nullptr;
-    if (need_w) {
+    if (need_w && !direct_dw) {
       const float* c = cols ? cols : x.data() + r0 * K;  // pointwise: x rows (K = C)
       // dW += cols^T dz: (K, rows) (rows, F) -> (K, F)
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K), static_cast<int>(F),
@@ -542,9 +579,8 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
     }
   }
   if (pending_dcols) col2im(geom_, pending_dcols, pending_l0, pending_l1, dx->data(), !whole_samples);
-  if (db)  // partial sums added in a fixed order: deterministic
-    for (std::size_t p = 0; p < parts; ++p)
-      for (std::size_t f = 0; f < F; ++f) db[f] += db_part_[p * F + f];
+  if (direct_dw) add_parts(dW_part_.data(), parts, K * F, dW);
+  if (db) add_parts(db_part_.data(), parts, F, db);
 }
 
 // Pipelined backward (relu / linear, chunks of whole images): thread p takes chunks
@@ -553,7 +589,8 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
 // direct_input_gradient() (see direct_conv.hpp), else as dcols = dz W^T and col2im. The partials
 // are added in a fixed order afterwards, so the result is deterministic for a thread count.
 void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
-                                std::size_t parts, std::size_t step, std::size_t chunks) {
+                                     bool direct_dw, std::size_t parts, std::size_t step,
+                                     std::size_t chunks) {
   const std::size_t F = filters_, K = geom_.patch(), OW = geom_.w.out;
   const std::size_t total = chunks == 0 ? 0 : x_->shape()[0] * geom_.lines();
   const bool relu = activation_ == ActivationKind::Relu;
@@ -574,7 +611,7 @@ void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, fl
     parallel_for(parts, 1, [&](std::size_t p0, std::size_t p1) {
       for (std::size_t p = p0; p < p1; ++p) {
         Scratch& sc = scratch();  // this thread's buffers
-        float* cols = grow(sc.cols[0], step * OW * K);
+        float* cols = (need_w && !direct_dw) || (dx && !direct_dx) ? grow(sc.cols[0], step * OW * K) : nullptr;
         float* dz_buf = relu ? grow(sc.dz, step * OW * F) : nullptr;
         for (std::size_t c = chunks * p / parts; c < chunks * (p + 1) / parts; ++c) {
           const std::size_t l0 = c * step, l1 = std::min(total, l0 + step);
@@ -583,7 +620,9 @@ void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, fl
           relu_grad_rows(relu, y + r0 * F, dyc, dz_buf, db ? db_part_.data() + p * F : nullptr, 0,
                          rows, F);
           const float* dz = relu ? dz_buf : dyc;
-          if (need_w) {
+          if (need_w && direct_dw) {
+            direct_conv_kernel_gradient(geom_, x, dz, F, l0, l1, dW_part_.data() + p * K * F);
+          } else if (need_w) {
             im2col_part(geom_, x, l0, l1, cols, 0, 1);
             // dW_p += cols^T dz: (K, rows) (rows, F) -> (K, F)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K),
@@ -607,14 +646,8 @@ void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, fl
       }
     });
   }
-  for (std::size_t p = 0; p < parts; ++p) {
-    if (need_w) {
-      const float* src = dW_part_.data() + p * K * F;
-      for (std::size_t i = 0; i < K * F; ++i) dW[i] += src[i];
-    }
-    if (db)
-      for (std::size_t f = 0; f < F; ++f) db[f] += db_part_[p * F + f];
-  }
+  if (need_w) add_parts(dW_part_.data(), parts, K * F, dW);
+  if (db) add_parts(db_part_.data(), parts, F, db);
 }
 
 // ----- Conv2D / Conv3D -------------------------------------------------------------------------------

@@ -107,9 +107,10 @@ LayerPtr layer_from_config(const std::string& class_name, const json& config) {
     Shape s;
     const auto& b = config["batch_input_shape"];
     for (std::size_t i = 1; i < b.size(); ++i) {
-      if (!b[i].is_number_unsigned() || b[i].get<std::size_t>() == 0)
+      // From Python the sizes arrive as signed integers; from a saved file as unsigned ones.
+      if (!b[i].is_number_integer() || b[i].get<long long>() <= 0)
         fail<ValueError>("batch_input_shape must hold positive sizes after the batch axis. Received: ", b.dump());
-      s.push_back(b[i].get<std::size_t>());
+      s.push_back(static_cast<std::size_t>(b[i].get<long long>()));
     }
     layer->input_shape_hint = s;
   }

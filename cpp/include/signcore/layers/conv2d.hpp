@@ -56,6 +56,10 @@ class Convolution : public Layer {
   // direct_input_gradient()); off: dcols = dz W^T and col2im. Process-wide; needs direct() too.
   static void set_direct_input_gradient(bool on);
   static bool direct_input_gradient_enabled();
+  // The direct kernel gradient (direct_conv.hpp; on by default where the direct kernel applies);
+  // off: dW += cols^T dz on im2col's columns. Process-wide; needs direct() too.
+  static void set_direct_kernel_gradient(bool on);
+  static bool direct_kernel_gradient_enabled();
 
  protected:
   // ValueError (naming the value) for filters <= 0, a kernel size, stride or dilation that is not
@@ -80,13 +84,18 @@ class Convolution : public Layer {
   std::vector<std::size_t> tail(const std::array<std::size_t, 3>& v) const {
     return std::vector<std::size_t>(v.end() - rank_, v.end());
   }
-  // Output lines per chunk for the current geometry (whole samples when at least one fits).
-  std::size_t chunk_lines() const;
+  // Output lines per chunk for the current geometry: as many as fit chunk_bytes() in im2col
+  // columns (columns = true) or in dz rows (false), whole samples when at least one fits; without
+  // columns always whole samples (one at least).
+  std::size_t chunk_lines(bool columns) const;
   // Whether the input gradient runs as a direct convolution (direct_conv.hpp): stride 1 everywhere,
   // C a multiple of 8, at most 32 filters, and the direct kernel switched on.
   bool direct_input_gradient() const;
+  // Whether the kernel gradient runs directly (direct_conv.hpp): F a multiple of 8 on an AVX2 build,
+  // and the direct kernel switched on.
+  bool direct_kernel_gradient() const;
   void backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
-                          std::size_t parts, std::size_t step, std::size_t chunks);
+                          bool direct_dw, std::size_t parts, std::size_t step, std::size_t chunks);
 
   std::size_t rank_;
   std::size_t filters_;
@@ -107,7 +116,7 @@ class Convolution : public Layer {
   Tensor z_;                    // (N, [OD,] OH, OW, F), only for gelu / swish
   std::vector<float> packed_t_;  // the flipped, transposed kernel for the direct input gradient
   std::vector<float> db_part_;  // per-thread partial bias gradients (parts, F)
-  std::vector<float> dW_part_;  // per-thread partial kernel gradients (parts, K, F), pipelined only
+  std::vector<float> dW_part_;  // per-thread partial kernel gradients (parts, K, F): pipelined or direct
   // The column buffers are per-thread scratch shared by all convolution layers (conv2d.cpp).
 };
 
