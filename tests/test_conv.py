@@ -563,3 +563,83 @@ def test_small_cnn_learns_which_quadrant():
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     loss, acc = model.evaluate(x_test, y_test, verbose=0)
     assert acc >= 0.95
+
+
+# ----- activation fusion ------------------------------------------------------------------------------
+# A Conv2D without an activation whose output only an Activation layer reads applies that activation
+# itself (Model.fuse_activations in model.cpp); the Activation node is skipped.
+
+def _two_ways(act, builder):
+    """The same network written as Conv2D(activation=act) and as Conv2D + Activation(act), with the
+    same weights, compiled alike."""
+    models = []
+    for separate in (False, True):
+        signcore.utils.set_random_seed(3)
+        inp = layers.Input((9, 8, 3))
+        out = builder(inp, act, separate)
+        model = signcore.models.Model(inp, out)
+        model.compile(optimizer=signcore.optimizers.SGD(0.05), loss="mse")
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    return models
+
+
+def _conv_act(h, act, separate, filters=8, **kw):
+    if separate:
+        return layers.Activation(act)(layers.Conv2D(filters, 3, padding="same", **kw)(h))
+    return layers.Conv2D(filters, 3, padding="same", activation=act, **kw)(h)
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "softmax", "gelu"])
+def test_conv_activation_fusion_matches_the_fused_argument(act):
+    """Conv2D + Activation(act) predicts and trains exactly as Conv2D(activation=act), and the
+    Activation nodes are the ones fused (profile reports them)."""
+    def build(inp, a, separate):
+        h = _conv_act(inp, a, separate)
+        h = _conv_act(h, a, separate, filters=16)
+        return layers.Dense(2)(layers.Flatten()(h))
+
+    fused_arg, separate = _two_ways(act, build)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 9, 8, 3)).astype(np.float32)
+    y = rng.normal(size=(6, 2)).astype(np.float32)
+    np.testing.assert_allclose(separate.predict_on_batch(x), fused_arg.predict_on_batch(x), rtol=1e-6, atol=1e-6)
+    for _ in range(3):
+        np.testing.assert_allclose(separate.train_on_batch(x, y), fused_arg.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(separate.get_weights(), fused_arg.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    report = separate.profile(x, y, steps=1, print_table=False)
+    names = [layer.name for layer in separate.layers]
+    convs = [n for n in names if n.startswith("conv2d")]
+    acts = [n for n in names if n.startswith("activation")]
+    assert report["fused"] == dict(zip(acts, convs))
+    assert all(f == b == 0 for n, _, f, b in report["layers"] if n in acts)
+    # The layers' own configs are untouched.
+    assert all(separate.get_layer(n).get_config()["activation"] == "linear" for n in convs)
+
+
+def test_conv_activation_fusion_only_where_it_is_safe():
+    """No fusion when the convolution has its own activation or when the Activation is the
+    model's output (signcore has no merge layers yet, so a second reader of a convolution's output
+    cannot be built); the results match the same function in PyTorch."""
+    signcore.utils.set_random_seed(1)
+    inp = layers.Input((6, 6, 2))
+    own = layers.Conv2D(8, 3, padding="same", activation="relu", name="own")(inp)
+    h = layers.Activation("tanh", name="after_own")(own)       # the conv has its own activation
+    last = layers.Conv2D(8, 3, padding="same", name="last")(h)
+    out = layers.Activation("sigmoid", name="out_act")(last)   # the model's output
+    model = signcore.models.Model(inp, out)
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(2).normal(size=(3, 6, 6, 2)).astype(np.float32)
+    report = model.profile(x, np.zeros((3, 6, 6, 8), np.float32), steps=1, print_table=False)
+    assert report["fused"] == {}
+    w = {layer.name: layer.get_weights() for layer in model.layers if layer.get_weights()}
+
+    def conv(t, name):
+        k, b = (torch.tensor(v) for v in w[name])
+        return F.conv2d(t, k.permute(3, 2, 0, 1), b, padding=1)
+
+    t = torch.tensor(x).permute(0, 3, 1, 2)
+    expected = torch.sigmoid(conv(torch.tanh(torch.relu(conv(t, "own"))), "last"))
+    np.testing.assert_allclose(model.predict_on_batch(x), expected.permute(0, 2, 3, 1).numpy(),
+                               rtol=1e-5, atol=1e-5)

@@ -371,9 +371,12 @@ void bind_model(py::module_& m) {
                p = self.profile(x, yv ? &*yv : nullptr, steps);
              }
              py::list layers;
-             for (std::size_t i = 0; i < p.forward.size(); ++i)
+             for (std::size_t i = 0; i < p.forward.size(); ++i) {
+               const int into = self.fused_into(i);
                layers.append(py::make_tuple(self.node_layer(i).name(), self.node_layer(i).class_name(),
-                                            p.forward[i], p.backward[i]));
+                                            p.forward[i], p.backward[i],
+                                            into < 0 ? py::none() : py::cast(self.node_layer(into).name())));
+             }
              py::dict out;
              out["layers"] = layers;
              out["loss"] = p.loss;

@@ -99,11 +99,46 @@ void Model::build() {
   }
   outs_.assign(nodes_.size(), Tensor());
   grads_.assign(nodes_.size(), Tensor());
+  fuse_activations();
   built_ = true;
 }
 
+// An Activation layer whose input is the output of a layer that only it reads, with no mask on
+// either, is applied by that layer instead (Layer::fuse_activation: a Conv2D / Conv3D without an
+// activation of its own): the activation runs in the convolution's epilogue while the values are
+// in cache, its derivative in the convolution's backward, and the model keeps one activation
+// tensor instead of two. The Activation node is skipped; its readers (and its gradient) use the
+// producer's. Keras's seed models write Conv2D + Activation("relu") this way.
+void Model::fuse_activations() {
+  const std::size_t n = nodes_.size();
+  alias_.resize(n);
+  fused_.assign(n, 0);
+  for (std::size_t i = 0; i < n; ++i) alias_[i] = static_cast<int>(i);
+  std::vector<int> readers(n, 0);
+  for (const Node& node : nodes_) {
+    for (int ref : node.inputs)
+      if (ref >= 0) ++readers[ref];
+    if (node.mask >= 0) ++readers[node.mask];
+  }
+  for (std::size_t j = 0; j < n; ++j) {
+    const Node& node = nodes_[j];
+    if (node.layer->class_name() != "Activation" || node.inputs.size() != 1) continue;
+    const int i = node.inputs[0];
+    if (i < 0 || readers[i] != 1 || static_cast<int>(j) == output_ || i == output_) continue;
+    if (in_mask_[j] != kNoMask || out_mask_[i] != kNoMask || alias_[i] != i) continue;
+    if (!nodes_[i].layer->fuse_activation(node.layer.get())) continue;
+    alias_[j] = i;
+    fused_[j] = 1;
+  }
+}
+
 void Model::detach_layers() {
-  for (auto& node : nodes_) node.layer->reset_build();
+  for (auto& node : nodes_) {
+    node.layer->fuse_activation(nullptr);
+    node.layer->reset_build();
+  }
+  alias_.clear();
+  fused_.clear();
   nodes_.clear();
   inputs_.clear();
   params_ = Parameters();
@@ -150,8 +185,9 @@ const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training)
   ctx.rng = &global_rng();
   std::vector<const Tensor*> in;
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (fused_[i]) continue;  // applied by its producer
     in.clear();
-    for (int ref : nodes_[i].inputs) in.push_back(ref >= 0 ? &outs_[ref] : x[-1 - ref]);
+    for (int ref : nodes_[i].inputs) in.push_back(ref >= 0 ? &outs_[alias_[ref]] : x[-1 - ref]);
     ctx.mask = resolve_mask(in_mask_[i], x);
     Layer& layer = *nodes_[i].layer;
     const auto t0 = std::chrono::steady_clock::now();
@@ -159,13 +195,13 @@ const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training)
     layer.forward(in, outs_[i], ctx);
     if (profiling_) profiling_->forward[i] += seconds_since(t0);
   }
-  return outs_[output_];
+  return outs_[alias_[output_]];
 }
 
 const Tensor* Model::resolve_mask(int src, const std::vector<const Tensor*>& x) const {
   if (src == kNoMask) return nullptr;
   if (is_computed(src)) return &masks_[kComputedBase - src];
-  return src >= 0 ? &outs_[src] : x[-1 - src];
+  return src >= 0 ? &outs_[alias_[src]] : x[-1 - src];
 }
 
 void Model::backward(const Tensor& dy) {
@@ -177,6 +213,11 @@ void Model::backward(const Tensor& dy) {
   std::vector<Tensor> scratch;
   for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) {
     if (!has_grad[i]) continue;
+    if (fused_[i]) {  // the producer applies this activation's derivative: hand it the gradient
+      std::swap(grads_[alias_[i]], grads_[i]);
+      has_grad[alias_[i]] = 1;
+      continue;
+    }
     const Tensor& g = i == output_ ? dy : grads_[i];
     const auto& refs = nodes_[i].inputs;
     dins.assign(refs.size(), nullptr);

@@ -125,6 +125,8 @@ class Model {
   Profile profile(const std::vector<ArrayView>& x, const ArrayView* y, std::size_t steps);
   // The layer applied at node i (profile rows name their nodes by it).
   const Layer& node_layer(std::size_t i) const { return *nodes_.at(i).layer; }
+  // The node whose layer applies node i's activation (fuse_activations()), or -1.
+  int fused_into(std::size_t i) const { return i < fused_.size() && fused_[i] ? alias_[i] : -1; }
 
   // Lowest-level steps, public for tests and for callbacks that drive training themselves.
   const Tensor& forward(const std::vector<const Tensor*>& x, bool training);
@@ -156,6 +158,12 @@ class Model {
   // kNoMask, a tensor reference (model input or node output values), or computed_mask(i).
   std::vector<int> in_mask_, out_mask_;
   std::vector<Tensor> masks_;  // per node: its computed mask (MaskMode::Compute only)
+  // Activation fusion (build(): fuse_activations()): fused_[j] marks an Activation node whose
+  // producer applies its activation; the model skips it and reads its output from alias_[j] (the
+  // producer). alias_[i] = i for every other node.
+  std::vector<int> alias_;
+  std::vector<char> fused_;
+  void fuse_activations();
   const Tensor* resolve_mask(int src, const std::vector<const Tensor*>& x) const;
 
   OptimizerPtr optimizer_;

@@ -63,6 +63,7 @@
 #include "signcore/direct_conv.hpp"
 #include "signcore/errors.hpp"
 #include "signcore/initializers.hpp"
+#include "signcore/layers/activation.hpp"
 #include "signcore/parallel.hpp"
 
 namespace signcore {
@@ -310,6 +311,13 @@ json Convolution::get_config() const {
   return c;
 }
 
+bool Convolution::fuse_activation(const Layer* layer) {
+  const auto* a = dynamic_cast<const Activation*>(layer);
+  if (layer && (!a || activation_ != ActivationKind::Linear)) return false;
+  fused_ = a ? a->activation() : ActivationKind::Linear;
+  return true;
+}
+
 // ([D,] H, W, C) -> ([OD,] OH, OW, F); kernel ([kd,] kh, kw, C, F), bias (F,).
 Shape Convolution::build(const std::vector<Shape>& input_shapes, Parameters& params) {
   expect_inputs(input_shapes, 1);
@@ -388,7 +396,7 @@ void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, c
   ensure_shape(y, ys);
   x_ = &x;
   y_ = &y;
-  const bool keep_z = !activation_backward_uses_output(activation_);
+  const bool keep_z = !activation_backward_uses_output(act());
   if (keep_z) ensure_shape(z_, ys);
   if (N == 0) return;
   float* z = keep_z ? z_.data() : y.data();
@@ -396,8 +404,8 @@ void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, c
   const float* W = params_->value(kernel_id_);
   const float* b = use_bias_ ? params_->value(bias_id_) : nullptr;
   const bool pointwise = geom_.is_pointwise();
-  const bool fuse = fusible(activation_) && !keep_z;
-  const bool relu = activation_ == ActivationKind::Relu;
+  const bool fuse = fusible(act()) && !keep_z;
+  const bool relu = act() == ActivationKind::Relu;
   const std::size_t parts = static_cast<std::size_t>(std::max(1, get_num_threads()));
 
   const std::size_t total = N * geom_.lines(), step = chunk_lines(true);
@@ -446,7 +454,7 @@ void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, c
       });
       cols = cols_buf;
     } else if (pending_rows) {
-      bias_activation(activation_, b, yp + pending_r0 * F, yp + pending_r0 * F, pending_rows, F);
+      bias_activation(act(), b, yp + pending_r0 * F, yp + pending_r0 * F, pending_rows, F);
     }
     pending_rows = 0;
     // z = cols W: (rows, K) (K, F) -> (rows, F)
@@ -457,11 +465,11 @@ void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, c
       pending_r0 = r0;
       pending_rows = rows;
     } else {
-      bias_activation(activation_, b, z + r0 * F, yp + r0 * F, rows, F);
+      bias_activation(act(), b, z + r0 * F, yp + r0 * F, rows, F);
     }
   }
   if (pending_rows)
-    bias_activation(activation_, b, yp + pending_r0 * F, yp + pending_r0 * F, pending_rows, F);
+    bias_activation(act(), b, yp + pending_r0 * F, yp + pending_r0 * F, pending_rows, F);
 }
 
 void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
@@ -482,10 +490,10 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
   const float* W = params_->value(kernel_id_);
   float* dW = params_->grad(kernel_id_);
   float* db = need_b ? params_->grad(bias_id_) : nullptr;
-  const bool keep_z = !activation_backward_uses_output(activation_);
+  const bool keep_z = !activation_backward_uses_output(act());
   const bool pointwise = geom_.is_pointwise();
-  const bool fuse = fusible(activation_);
-  const bool relu = activation_ == ActivationKind::Relu;
+  const bool fuse = fusible(act());
+  const bool relu = act() == ActivationKind::Relu;
   const std::size_t parts = static_cast<std::size_t>(std::max(1, get_num_threads()));
   // Without columns to hold (the direct kernel gradient, and dx direct or not needed), chunks are
   // whole images, sized by their dz.
@@ -505,7 +513,7 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
     bufs[0] = grow(sc.cols[0], chunk_rows * K);
     if (dx) bufs[1] = grow(sc.cols[1], chunk_rows * K);
   }
-  float* dz_buf = activation_ != ActivationKind::Linear ? grow(sc.dz, chunk_rows * F) : nullptr;
+  float* dz_buf = act() != ActivationKind::Linear ? grow(sc.dz, chunk_rows * F) : nullptr;
   if (db) db_part_.assign(parts * F, 0.f);
   if (direct_dw) dW_part_.assign(parts * K * F, 0.f);
   // Chunks inside one image add into dx, which must start at zero.
@@ -526,8 +534,8 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
     const float* dyc = dy.data() + r0 * F;
     const float* dz = dyc;
     if (!fuse) {  // the activation's own (parallel) derivative, then the bias sums in the region
-      const bool from_y = activation_backward_uses_output(activation_);
-      activation_backward(activation_, from_y ? nullptr : z_.data() + r0 * F,
+      const bool from_y = activation_backward_uses_output(act());
+      activation_backward(act(), from_y ? nullptr : z_.data() + r0 * F,
                           from_y ? y_->data() + r0 * F : nullptr, dyc, dz_buf, rows, F);
       dz = dz_buf;
     } else if (relu) {
@@ -593,7 +601,7 @@ void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, fl
                                      std::size_t chunks) {
   const std::size_t F = filters_, K = geom_.patch(), OW = geom_.w.out;
   const std::size_t total = chunks == 0 ? 0 : x_->shape()[0] * geom_.lines();
-  const bool relu = activation_ == ActivationKind::Relu;
+  const bool relu = act() == ActivationKind::Relu;
   const float* W = params_->value(kernel_id_);
   const float* x = x_->data();
   const float* y = y_->data();

@@ -29,6 +29,8 @@ class Convolution : public Layer {
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
   json get_config() const override;
+  // Takes over an Activation layer's activation when this layer has none of its own.
+  bool fuse_activation(const Layer* activation) override;
 
   std::size_t rank() const { return rank_; }
   std::size_t filters() const { return filters_; }
@@ -103,6 +105,9 @@ class Convolution : public Layer {
   std::array<std::size_t, 3> kernel_size_, strides_, dilation_;
   ConvPadding padding_;
   ActivationKind activation_;
+  ActivationKind fused_ = ActivationKind::Linear;  // taken over from a following Activation layer
+  // The activation applied: the layer's own or the fused one.
+  ActivationKind act() const { return activation_ == ActivationKind::Linear ? fused_ : activation_; }
   bool use_bias_;
   std::string kernel_initializer_, bias_initializer_;
 

@@ -83,6 +83,10 @@ class Layer {
   virtual void connect(const std::vector<std::shared_ptr<Layer>>& input_layers) {}
   virtual bool internal() const { return false; }
   virtual std::string summary_shape() const;
+  // Activation fusion (Model::build): a layer that can apply the activation of the Activation layer
+  // that alone reads its output takes it over when asked (true), and the model then skips that
+  // layer. Its own config is unchanged. fuse_activation(nullptr) undoes it.
+  virtual bool fuse_activation(const Layer* activation) { return false; }
 
   // Keras's `input_shape=` argument on a first layer (per sample, no batch axis).
   std::optional<Shape> input_shape_hint;
