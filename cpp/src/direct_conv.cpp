@@ -45,80 +45,44 @@ inline void accumulate(const float* const* xp, const float* w, std::size_t C, __
     for (int v = 0; v < V; ++v) acc[p][v] = a[p][v];
 }
 
-// An output pixel of the batch: sample, depth, row, column.
-struct Position {
-  std::size_t n, od, oh, ow;
-};
-
-// The positions of output pixels q, q + 1, ..., q + count - 1 (one division for the first, then
-// stepping).
-void positions(const ConvGeometry& g, std::size_t q, std::size_t count, Position* out) {
-  const std::size_t OW = g.w.out, OH = g.h.out, OD = g.d.out, l = q / OW, r = l % g.lines();
-  Position p{l / g.lines(), r / OH, r % OH, q % OW};
-  for (std::size_t i = 0; i < count; ++i) {
-    out[i] = p;
-    if (++p.ow < OW) continue;
-    p.ow = 0;
-    if (++p.oh < OH) continue;
-    p.oh = 0;
-    if (++p.od < OD) continue;
-    p.od = 0;
-    ++p.n;
-  }
-}
-
-// One block: P consecutive output pixels of the batch, flat index q0 .. q0 + P (over (n, od, oh, ow),
-// so a block may run across the end of a line or of a sample), filters [f0, f0 + 8V); Wp is the
-// kernel packed for this filter block: (kd kh kw, C, 8V). Blocks that cross lines keep short lines
-// (13 or 15 pixels: 64-filter layers) from ending in narrow, latency-bound blocks.
+// One block: output pixels [ow, ow + P) of line (n, od, oh), filters [f0, f0 + 8V); Wp is the
+// kernel packed for this filter block: (kd kh kw, C, 8V).
 template <int P, int V>
 void block(const ConvGeometry& g, const float* x, const float* Wp, const float* b, bool relu,
-           std::size_t F, std::size_t q0, const Position* pos, std::size_t f0, const float* zeros,
-           float* y) {
+           std::size_t F, std::size_t n, std::size_t od, std::size_t oh, std::size_t ow,
+           std::size_t f0, const float* zeros, float* y_line) {
   const std::size_t C = g.channels;
-  std::size_t n[P], od[P], oh[P], ow[P];
-  for (int p = 0; p < P; ++p) {
-    n[p] = pos[p].n;
-    od[p] = pos[p].od;
-    oh[p] = pos[p].oh;
-    ow[p] = pos[p].ow;
-  }
   __m256 acc[P][V];
   for (int v = 0; v < V; ++v) {
     const __m256 init = b ? _mm256_loadu_ps(b + f0 + 8 * v) : _mm256_setzero_ps();
     for (int p = 0; p < P; ++p) acc[p][v] = init;
   }
-  const float* row[P];
   const float* xp[P];
-  const bool contiguous_taps = g.w.dilation == 1;
+  const bool contiguous_taps = g.w.dilation == 1 && C < 8;
   for (std::size_t kd = 0; kd < g.d.kernel; ++kd) {
+    const long id = tap(g.d, od, kd);
+    if (!inside(g.d, id)) continue;
     for (std::size_t kh = 0; kh < g.h.kernel; ++kh) {
-      bool any = false;
-      for (int p = 0; p < P; ++p) {
-        const long id = tap(g.d, od[p], kd), ih = tap(g.h, oh[p], kh);
-        row[p] = inside(g.d, id) && inside(g.h, ih)
-                     ? x + ((n[p] * g.d.in + static_cast<std::size_t>(id)) * g.h.in + static_cast<std::size_t>(ih)) * g.w.in * C
-                     : nullptr;
-        any = any || row[p];
-      }
-      if (!any) continue;
+      const long ih = tap(g.h, oh, kh);
+      if (!inside(g.h, ih)) continue;
+      const float* row = x + ((n * g.d.in + static_cast<std::size_t>(id)) * g.h.in + static_cast<std::size_t>(ih)) * g.w.in * C;
       const float* w_row = Wp + (kd * g.h.kernel + kh) * g.w.kernel * C * 8 * V;
       if (contiguous_taps) {
-        // Undilated along the width and no pixel reading the padding: the kw taps of a pixel read
-        // one stretch of KW C consecutive floats, against as many consecutive kernel rows.
-        bool full = true;
-        for (int p = 0; p < P; ++p)
-          full = full && row[p] && tap(g.w, ow[p], 0) >= 0 && inside(g.w, tap(g.w, ow[p], g.w.kernel - 1));
-        if (full) {
-          for (int p = 0; p < P; ++p) xp[p] = row[p] + static_cast<std::size_t>(tap(g.w, ow[p], 0)) * C;
+        // Few channels (an RGB or grey input): undilated along the width and inside it, the kw
+        // taps of a pixel read one stretch of KW C consecutive floats, run as one loop of 9 values
+        // instead of 3 loops of 3. (With many channels the loops are long already, and the one
+        // long loop measured slower.)
+        const long first = tap(g.w, ow, 0), last = tap(g.w, ow + P - 1, g.w.kernel - 1);
+        if (first >= 0 && inside(g.w, last)) {
+          for (int p = 0; p < P; ++p) xp[p] = row + static_cast<std::size_t>(tap(g.w, ow + p, 0)) * C;
           accumulate<P, V>(xp, w_row, g.w.kernel * C, acc);
           continue;
         }
       }
       for (std::size_t kw = 0; kw < g.w.kernel; ++kw) {
         for (int p = 0; p < P; ++p) {
-          const long iw = tap(g.w, ow[p], kw);
-          xp[p] = row[p] && inside(g.w, iw) ? row[p] + static_cast<std::size_t>(iw) * C : zeros;
+          const long iw = tap(g.w, ow + p, kw);
+          xp[p] = inside(g.w, iw) ? row + static_cast<std::size_t>(iw) * C : zeros;
         }
         accumulate<P, V>(xp, w_row + kw * C * 8 * V, C, acc);
       }
@@ -127,42 +91,36 @@ void block(const ConvGeometry& g, const float* x, const float* Wp, const float* 
   const __m256 zero = _mm256_setzero_ps();
   for (int p = 0; p < P; ++p)
     for (int v = 0; v < V; ++v)
-      _mm256_storeu_ps(y + (q0 + p) * F + f0 + 8 * v, relu ? _mm256_max_ps(acc[p][v], zero) : acc[p][v]);
+      _mm256_storeu_ps(y_line + (ow + p) * F + f0 + 8 * v, relu ? _mm256_max_ps(acc[p][v], zero) : acc[p][v]);
 }
 
 // block<R, V> for a run-time R in [1, 11].
 template <int V, int R = 1>
 void remainder(std::size_t r, const ConvGeometry& g, const float* x, const float* wp, const float* b,
-               bool relu, std::size_t F, std::size_t q0, const Position* pos, std::size_t f0,
-               const float* zeros, float* y) {
+               bool relu, std::size_t F, std::size_t n, std::size_t od, std::size_t oh,
+               std::size_t ow, std::size_t f0, const float* zeros, float* y_line) {
   if constexpr (R < 12) {
-    if (r == R) return block<R, V>(g, x, wp, b, relu, F, q0, pos, f0, zeros, y);
-    remainder<V, R + 1>(r, g, x, wp, b, relu, F, q0, pos, f0, zeros, y);
+    if (r == R) return block<R, V>(g, x, wp, b, relu, F, n, od, oh, ow, f0, zeros, y_line);
+    remainder<V, R + 1>(r, g, x, wp, b, relu, F, n, od, oh, ow, f0, zeros, y_line);
   }
 }
 
-// Output pixels [q_begin, q_end) of the batch with 8V filters per block, in tiles of
-// kForwardTileBlocks blocks of P pixels: per tile every filter block, so the tile's input rows
-// are read from cache for all but the first filter block. Wp: the kernel packed as
-// (F / 8V, kd kh kw, C, 8V), so each filter block's kernel is one contiguous stream.
-constexpr std::size_t kForwardTileBlocks = 8;
-
+// A whole line with 8V filters per block: P pixels at a time, then the rest. Wp: the kernel
+// packed as (F / 8V, kd kh kw, C, 8V), so each filter block's kernel is one contiguous stream.
 template <int P, int V>
-void pixels(const ConvGeometry& g, const float* x, const float* Wp, const float* b, bool relu,
-            std::size_t F, std::size_t q_begin, std::size_t q_end, const float* zeros, float* y) {
-  const std::size_t block_size = g.patch() * 8 * V, tile = kForwardTileBlocks * P;
-  Position pos[kForwardTileBlocks * P];
-  for (std::size_t t0 = q_begin; t0 < q_end; t0 += tile) {
-    const std::size_t t1 = std::min(q_end, t0 + tile);
-    positions(g, t0, t1 - t0, pos);
-    for (std::size_t f0 = 0; f0 < F; f0 += 8 * V) {
-      const float* wp = Wp + (f0 / (8 * V)) * block_size;
-      std::size_t q = t0;
-      for (; q + P <= t1; q += P) block<P, V>(g, x, wp, b, relu, F, q, pos + (q - t0), f0, zeros, y);
-      // The last pixels as one narrower block (one pixel at a time would leave the FMA pipelines
-      // waiting on each accumulator's latency).
-      if (q < t1) remainder<V>(t1 - q, g, x, wp, b, relu, F, q, pos + (q - t0), f0, zeros, y);
-    }
+void line(const ConvGeometry& g, const float* x, const float* Wp, const float* b, bool relu,
+          std::size_t F, std::size_t l, const float* zeros, float* y) {
+  const std::size_t per_sample = g.lines(), n = l / per_sample, r = l % per_sample;
+  const std::size_t od = r / g.h.out, oh = r % g.h.out, OW = g.w.out;
+  const std::size_t block_size = g.patch() * 8 * V;
+  float* y_line = y + l * OW * F;
+  for (std::size_t f0 = 0; f0 < F; f0 += 8 * V) {
+    const float* wp = Wp + (f0 / (8 * V)) * block_size;
+    std::size_t ow = 0;
+    for (; ow + P <= OW; ow += P) block<P, V>(g, x, wp, b, relu, F, n, od, oh, ow, f0, zeros, y_line);
+    // The remaining pixels as one narrower block (one pixel at a time would leave the FMA
+    // pipelines waiting on each accumulator's latency).
+    if (ow < OW) remainder<V>(OW - ow, g, x, wp, b, relu, F, n, od, oh, ow, f0, zeros, y_line);
   }
 }
 
@@ -256,12 +214,13 @@ void direct_conv_lines(const ConvGeometry& g, const float* x, const float* W, co
                        bool relu, std::size_t F, std::size_t l0, std::size_t l1, float* y) {
   thread_local std::vector<float> zeros;  // one input row's worth of padding
   if (zeros.size() < g.channels) zeros.assign(g.channels, 0.f);
-  // 12 accumulators + the kernel vectors + one broadcast fit AVX2's 16 registers: 6 pixels x
-  // 16 filters, or 12 x 8. (3 x 32 needs 17, and the compiler then re-loads the kernel for every
-  // FMA: measured 30% slower.)
-  const std::size_t q0 = l0 * g.w.out, q1 = l1 * g.w.out;
-  if (block_width(F) == 16) pixels<6, 2>(g, x, W, b, relu, F, q0, q1, zeros.data(), y);
-  else pixels<12, 1>(g, x, W, b, relu, F, q0, q1, zeros.data(), y);
+  for (std::size_t l = l0; l < l1; ++l) {
+    // 12 accumulators + the kernel vectors + one broadcast fit AVX2's 16 registers: 6 pixels x
+    // 16 filters, or 12 x 8. (3 x 32 needs 17, and the compiler then re-loads the kernel for
+    // every FMA: measured 30% slower.)
+    if (block_width(F) == 16) line<6, 2>(g, x, W, b, relu, F, l, zeros.data(), y);
+    else line<12, 1>(g, x, W, b, relu, F, l, zeros.data(), y);
+  }
 }
 
 void direct_conv_kernel_gradient(const ConvGeometry& g, const float* x, const float* dz,

@@ -8,9 +8,8 @@
 // channel against 8V filters of the kernel row (one FMA per register). Nothing like the
 // (kh kw)-times larger column matrix of im2col is written, which is what makes im2col + SGEMM slow
 // when the filters are few (the GEMM is narrow and packing the columns costs as much as using them).
-// A block's pixels are consecutive over the whole batch, so short lines (13 or 15 pixels) do not
-// end in narrow, latency-bound blocks; undilated along the width, the kw taps of a pixel read one
-// stretch of kw C consecutive floats, run as one loop (9 values for an RGB image, not 3 x 3).
+// For few channels (an RGB or grey input), undilated along the width, the kw taps of a pixel read
+// one stretch of kw C consecutive floats, run as one loop (9 values for an RGB image, not 3 x 3).
 //
 // Used for the forward pass of Conv2D / Conv3D when direct_conv_supported() (an AVX2 + FMA build and
 // F a multiple of 8), and in the backward pass where conv2d.cpp's rules pick it.
