@@ -23,8 +23,8 @@ signcore variants: --chunk-kb (the im2col chunk size) and --threading: "shared" 
 OpenMP loops and multi-threaded OpenBLAS calls take turns on every chunk), "pipelined" (im2col
 forward; each thread runs whole chunks with a single-threaded sgemm; see
 cpp/src/layers/conv2d.cpp) and "direct" (the library's default: the direct forward kernel of
-cpp/src/direct_conv.cpp, pipelined backward, and for the 32-filter layers the direct input gradient
-of the same file).
+cpp/src/direct_conv.cpp, pipelined backward, and where conv2d.cpp picks them the direct input and
+kernel gradients of the same file).
 
 Threads: signcore alternates its OpenMP loops with OpenBLAS's own threads. With the default
 environment both pools busy-wait after their work and starve each other on a small machine, so the
