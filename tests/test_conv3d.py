@@ -134,6 +134,29 @@ def test_conv3d_chunking_and_threading_modes_match_torch(chunk_bytes, pipelined,
     assert_matches_torch(case, y, dx, g, x, w, b, dy)
 
 
+# With filters a multiple of 8 the forward and the backward run direct_conv.cpp's kernels (the
+# cases above have too few filters for them): depth taps, depth padding and dilation included.
+@pytest.mark.torch
+@pytest.mark.parametrize("case", [
+    (4, 6, 7, 8, 16, (3, 3, 3), (1, 1, 1), (1, 1, 1), "same", "relu", True, 3),    # direct dx and dW
+    (5, 5, 6, 3, 32, (3, 2, 3), (1, 1, 1), (2, 1, 1), "valid", "linear", True, 2), # RGB, depth dilation
+    (4, 7, 6, 5, 8, (2, 3, 3), (2, 1, 2), (1, 1, 1), "same", "relu", False, 2),    # strided: dW direct
+], ids=case_id)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv3d_direct_kernels_match_torch(case, threads):
+    x, w, b = case_data(case)
+    h = _core.LayerHarness(make_layer(case), [list(case[:4])])
+    dy = np.random.default_rng(5).normal(size=(case[11],) + tuple(h.output_shape))
+    old = signcore.get_num_threads()
+    try:
+        signcore.set_num_threads(threads)
+        assert _core._conv_direct() and _core._conv_direct_kernel_gradient()
+        y, dx, g = run_case(case, x, w, b, dy)
+    finally:
+        signcore.set_num_threads(old)
+    assert_matches_torch(case, y, dx, g, x, w, b, dy, tol=dict(rtol=1e-4, atol=2e-4))
+
+
 @pytest.mark.parametrize("size, k, s, d, padding", [
     (7, 3, 1, 1, "valid"), (7, 3, 2, 1, "valid"), (8, 2, 3, 1, "valid"), (7, 3, 2, 1, "same"),
     (8, 4, 3, 1, "same"), (9, 3, 1, 3, "same"), (9, 3, 1, 2, "valid")])

@@ -134,8 +134,9 @@ std::size_t block_width(std::size_t F) { return F % 16 == 0 ? 16 : 8; }
 // registers and runs over the pixels of a tile of lines: one kernel-row load of dz per 8 filters,
 // one broadcast per channel, R V FMAs per pixel.
 
-// Lines per tile: enough for about kTilePixels pixels, so the accumulators are loaded and stored
-// once per tile and the tile's dz and input rows stay in L1 / L2 while every tap runs over them.
+// Lines per tile: enough for 32 to kTilePixels pixels (fewer with more channels: 3072 / C), so the
+// accumulators are loaded and stored once per tile and the tile's dz columns and input rows stay
+// in L1 while every tap runs over them.
 constexpr std::size_t kTilePixels = 96, kMaxTileLines = 16;
 constexpr std::size_t kMaxRuns = 2 * kMaxTileLines;  // a line has at most two stretches per tap
 
