@@ -326,7 +326,13 @@ def check_direct_backward(case, threads, switch):
     old = (_core._conv_chunk_bytes(), signcore.get_num_threads())
     try:
         signcore.set_num_threads(threads)
-        _core._set_conv_chunk_bytes(oh * ow * max(k[0] * k[1] * C, f) * 4)  # one image per chunk
+        # One image per chunk, so the pipelined backward (the only one that runs the direct input
+        # gradient) runs several chunks per thread. Chunks are sized by their im2col columns, or by
+        # their dz when both gradients run directly (conv2d.cpp: no columns then).
+        direct_dw = f % 8 == 0 and (f <= 64 or C < 8)
+        direct_dx = f <= 64 and s == (1, 1) and C % 8 == 0
+        row = f if direct_dw and direct_dx else max(k[0] * k[1] * C, f)
+        _core._set_conv_chunk_bytes(oh * ow * row * 4)
         assert getattr(_core, "_conv_" + switch)()
         dy, dx, grads = run(True)
         _, gemm_dx, gemm_grads = run(False)
