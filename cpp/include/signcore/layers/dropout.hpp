@@ -14,8 +14,27 @@
 
 namespace signcore {
 
-// m (resized to n) = inverted-dropout mask values: 0 with probability `rate`, else 1 / (1 - rate).
-// One rng() draw keys the mask (see dropout.cpp); each value is kept when its uniform u >= rate.
+// The values of one inverted-dropout mask, 0 with probability `rate` and else 1 / (1 - rate), made
+// from a 64-bit key: value i depends only on (key, i), so any range can be made by any thread, in
+// any order, as often as needed (see dropout.cpp).
+class DropoutStream {
+ public:
+  DropoutStream() = default;
+  DropoutStream(std::uint64_t key, double rate);
+  // m[i] = value i, for i in [b, e).
+  void fill(float* m, std::size_t b, std::size_t e) const;
+  // dst[i] = src[i] * value i, for i in [b, e) (dst may be src).
+  void apply(const float* src, float* dst, std::size_t b, std::size_t e) const;
+
+ private:
+  template <class Fn>
+  void for_values(std::size_t b, std::size_t e, Fn&& fn) const;
+  std::uint32_t lo_ = 0, hi_ = 0;
+  std::int32_t threshold_ = 0;
+  float scale_ = 1.f;
+};
+
+// m (resized to n) = the mask of one rng() draw (a DropoutStream), made in parallel.
 void fill_dropout_mask(Rng& rng, std::vector<float>& m, std::size_t n, double rate);
 
 class Dropout : public Layer {
@@ -59,7 +78,8 @@ class Dropout : public Layer {
   Shape x_shape_;         // (N, ...) the last input's shape
   Shape mask_shape_;      // the mask's shape: x_shape_, or 1 on the broadcast axes
   std::vector<std::size_t> mask_strides_;  // per axis of x: the mask's stride, 0 where broadcast
-  std::vector<float> mask_;                // mask_shape_: 0 or 1 / (1 - rate), for backward
+  DropoutStream stream_;                   // the mask when mask_shape_ == x_shape_ (not stored)
+  std::vector<float> mask_;                // otherwise mask_shape_: 0 or 1 / (1 - rate), for backward
 };
 
 class SpatialDropout2D : public Dropout {
