@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import signcore
 from signcore import _core, layers
 
 pytestmark = pytest.mark.torch
@@ -75,6 +76,42 @@ def test_activation_layer_matches_torch(activation):
     ty.backward(torch.from_numpy(dy.astype(np.float64)))
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=2e-5, atol=2e-6)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n,f,u", [(16, 1000, 203),   # a skinny batch: the products split by columns
+                                   (300, 70, 40)])     # a tall batch: split by rows
+def test_dense_large_products_on_signcore_threads_match_torch(threads, n, f, u):
+    """Products past the parallel threshold run on signcore's threads, the output cut into blocks
+    of 16 whole rows or columns (gemm.cpp), ragged last block included."""
+    rng = np.random.default_rng(n + f + u)
+    x = rng.normal(size=(n, f)).astype(np.float32)
+    w = rng.normal(scale=0.1, size=(f, u)).astype(np.float32)
+    b = rng.normal(scale=0.1, size=u).astype(np.float32)
+    dy = rng.normal(size=(n, u)).astype(np.float32)
+    old = signcore.get_num_threads()
+    signcore.set_num_threads(threads)
+    try:
+        layer = layers.Dense(u, activation="tanh")
+        h = _core.LayerHarness(layer, [[f]])
+        layer.set_weights([w, b])
+        y = h.forward([x])
+        dx, = h.backward(dy)
+        grads = h.param_grads()
+    finally:
+        signcore.set_num_threads(old)
+    linear = torch.nn.Linear(f, u).double()
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(w.T.astype(np.float64)))
+        linear.bias.copy_(torch.from_numpy(b.astype(np.float64)))
+    tx = torch.from_numpy(x.astype(np.float64)).requires_grad_()
+    ty = torch.tanh(linear(tx))
+    ty.backward(torch.from_numpy(dy.astype(np.float64)))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-4, atol=1e-5, err_msg="forward")
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-4, err_msg="dL/dx")
+    dw = grads[:f * u].reshape(f, u)
+    np.testing.assert_allclose(dw, linear.weight.grad.numpy().T, rtol=1e-4, atol=1e-3, err_msg="dL/dkernel")
+    np.testing.assert_allclose(grads[f * u:], linear.bias.grad.numpy(), rtol=1e-4, atol=1e-3, err_msg="dL/dbias")
 
 
 def test_dense_without_bias_matches_torch():

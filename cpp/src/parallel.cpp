@@ -40,6 +40,9 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return thread_count(); }
 
+SingleThreadedBlas::SingleThreadedBlas() { openblas_set_num_threads(1); }
+SingleThreadedBlas::~SingleThreadedBlas() { openblas_set_num_threads(get_num_threads()); }
+
 std::string blas_info() {
   return std::string("OpenBLAS ") + openblas_get_config() + " (core " + openblas_get_corename() +
          ")";

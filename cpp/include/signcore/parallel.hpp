@@ -14,6 +14,15 @@ int get_num_threads();
 // Name and version of the BLAS actually linked (from OpenBLAS itself).
 std::string blas_info();
 
+// OpenBLAS runs single-threaded while one of these lives (each of signcore's threads then makes its
+// own single-threaded BLAS calls), and goes back to the configured thread count afterwards.
+struct SingleThreadedBlas {
+  SingleThreadedBlas();
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+};
+
 // Run fn(begin, end) over [0, n) split into contiguous chunks across the configured threads.
 // Falls back to a single call when n is small (grain) or one thread is configured.
 template <class Fn>

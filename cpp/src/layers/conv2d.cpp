@@ -61,6 +61,7 @@
 #include <atomic>
 
 #include "signcore/direct_conv.hpp"
+#include "signcore/gemm.hpp"
 #include "signcore/errors.hpp"
 #include "signcore/initializers.hpp"
 #include "signcore/layers/activation.hpp"
@@ -75,15 +76,6 @@ std::atomic<bool> g_pipelined{true};
 std::atomic<bool> g_direct{true};
 std::atomic<bool> g_direct_dx{true};
 std::atomic<bool> g_direct_dw{true};
-
-// OpenBLAS runs single-threaded while this lives (each OpenMP thread calls its own sgemm), then
-// goes back to the configured thread count.
-struct SingleThreadedBlas {
-  SingleThreadedBlas() { openblas_set_num_threads(1); }
-  ~SingleThreadedBlas() { openblas_set_num_threads(get_num_threads()); }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-};
 
 template <class V>
 std::string sizes_str(const V& v) {
@@ -458,9 +450,7 @@ void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, c
     }
     pending_rows = 0;
     // z = cols W: (rows, K) (K, F) -> (rows, F)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
-                static_cast<int>(F), static_cast<int>(K), 1.f, cols, static_cast<int>(K), W,
-                static_cast<int>(F), 0.f, z + r0 * F, static_cast<int>(F));
+    sgemm(false, false, rows, F, K, 1.f, cols, K, W, F, 0.f, z + r0 * F, F);
     if (fuse) {
       pending_r0 = r0;
       pending_rows = rows;
@@ -526,7 +516,7 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
 
   // Per chunk, one parallel region does: col2im of the previous chunk's dcols (other buffer),
   // dz = dy * act'(.) and the bias-gradient partial sums of this chunk, and its im2col. Then the
-  // two GEMMs run on all threads through OpenBLAS.
+  // two GEMMs run on all threads (gemm.hpp).
   std::size_t pending_l0 = 0, pending_l1 = 0;
   const float* pending_dcols = nullptr;
   for (std::size_t l0 = 0, i = 0; l0 < total; l0 += step, ++i) {
@@ -569,16 +559,12 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
     if (need_w && !direct_dw) {
       const float* c = cols ? cols : x.data() + r0 * K;  // pointwise: x rows (K = C)
       // dW += cols^T dz: (K, rows) (rows, F) -> (K, F)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K), static_cast<int>(F),
-                  static_cast<int>(rows), 1.f, c, static_cast<int>(K), dz, static_cast<int>(F),
-                  1.f, dW, static_cast<int>(F));
+      sgemm(true, false, K, F, rows, 1.f, c, K, dz, F, 1.f, dW, F);
     }
     if (dx) {
       // dcols = dz W^T: (rows, F) (F, K) -> (rows, K); pointwise: straight into dx (K = C).
       float* dcols = pointwise ? dx->data() + r0 * C : bufs[i % 2];
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
-                  static_cast<int>(K), static_cast<int>(F), 1.f, dz, static_cast<int>(F), W,
-                  static_cast<int>(F), 0.f, dcols, static_cast<int>(K));
+      sgemm(false, true, rows, K, F, 1.f, dz, F, W, F, 0.f, dcols, K);
       if (!pointwise) {
         pending_dcols = dcols;
         pending_l0 = l0;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "signcore/errors.hpp"
+#include "signcore/gemm.hpp"
 #include "signcore/initializers.hpp"
 
 namespace signcore {
@@ -97,9 +98,7 @@ void Dense::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const C
                 static_cast<int>(U), x.data(), 1, 0.f, z, 1);
   } else if (M > 0) {
     // z = x W: (M, F) (F, U) -> (M, U)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(U),
-                static_cast<int>(F), 1.f, x.data(), static_cast<int>(F), W, static_cast<int>(U), 0.f,
-                z, static_cast<int>(U));
+    sgemm(false, false, M, U, F, 1.f, x.data(), F, W, U, 0.f, z, U);
   }
   if (M > 0) {
     if (use_bias_) {
@@ -139,9 +138,7 @@ void Dense::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
   const float* W = params_->value(kernel_id_);
   if (params_->weights()[kernel_id_].trainable) {
     // dW += x^T dz: (F, M) (M, U) -> (F, U)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(F), static_cast<int>(U),
-                static_cast<int>(M), 1.f, x.data(), static_cast<int>(F), dz, static_cast<int>(U), 1.f,
-                params_->grad(kernel_id_), static_cast<int>(U));
+    sgemm(true, false, F, U, M, 1.f, x.data(), F, dz, U, 1.f, params_->grad(kernel_id_), U);
   }
   if (use_bias_ && params_->weights()[bias_id_].trainable) {
     // db += sum over rows of dz: (U,)
@@ -153,9 +150,7 @@ void Dense::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
   }
   if (dx) {
     // dx = dz W^T: (M, U) (U, F) -> (M, F)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(F),
-                static_cast<int>(U), 1.f, dz, static_cast<int>(U), W, static_cast<int>(U), 0.f,
-                dx->data(), static_cast<int>(F));
+    sgemm(false, true, M, F, U, 1.f, dz, U, W, U, 0.f, dx->data(), F);
   }
 }
 
