@@ -41,10 +41,12 @@ DropoutStream::DropoutStream(std::uint64_t key, double rate)
 
 template <class Fn>
 void DropoutStream::for_values(std::size_t b, std::size_t e, Fn&& fn) const {
-  // Runs of constant high index word, so the inner loop is all 32-bit.
+  // Runs of constant high index word, so the inner loop is all 32-bit (and at most 2^31 long, so
+  // the run's length fits the 32-bit counter).
   while (b < e) {
     const std::uint64_t top = static_cast<std::uint64_t>(b) >> 32;
-    const std::size_t run_end = std::min<std::size_t>(e, static_cast<std::size_t>((top + 1) << 32));
+    const std::size_t run_end = std::min<std::size_t>(
+        {e, static_cast<std::size_t>((top + 1) << 32), b + (std::size_t{1} << 31)});
     const std::uint32_t hi = hi_ ^ static_cast<std::uint32_t>(top * 0x9e3779b9u);
     const std::uint32_t lo = lo_, n = static_cast<std::uint32_t>(run_end - b);
     const std::uint32_t first = static_cast<std::uint32_t>(b);
