@@ -1,6 +1,7 @@
-// Threading policy: one thread count for OpenBLAS and for signcore's own OpenMP loops. The two never
-// run at the same time (a BLAS call is never made from inside a parallel loop), so there is no
-// oversubscription.
+// Threading policy: one thread count for OpenBLAS and for signcore's own OpenMP loops. A BLAS call
+// made from inside a parallel loop runs under SingleThreadedBlas (each OpenMP thread its own
+// single-threaded product), so the two pools never work at once. Dense and the convolutions go
+// further and never use OpenBLAS's pool at all (gemm.hpp); the recurrent layers still do.
 #pragma once
 
 #include <cstddef>
