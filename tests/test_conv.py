@@ -205,9 +205,12 @@ def test_conv2d_result_does_not_depend_on_chunking(chunk_bytes):
     (12, 11, 5, 7, (3, 2), (2, 2), "valid", (1, 1), None, True, 5),
     (12, 11, 5, 7, (3, 3), (1, 1), "same", (2, 2), "relu", False, 6),
 ], ids=case_id)
-def test_conv2d_pipelined_threading_matches_shared(case):
+@pytest.mark.parametrize("lines_per_chunk", [None, 3], ids=["image_chunks", "line_chunks"])
+def test_conv2d_pipelined_threading_matches_shared(case, lines_per_chunk):
     """The pipelined mode (each thread runs whole chunks with a single-threaded sgemm) gives the
-    numbers of the shared mode (threads take turns on every chunk), with dx requested or not, on two threads and several chunks."""
+    numbers of the shared mode (threads take turns on every chunk), with dx requested or not, on two
+    threads and several chunks. With chunks of a few lines, the backward still runs an image per
+    thread when an image is at most four chunks (conv2d.cpp), and must match too."""
     x, w, b = case_data(case)
     x = x.astype(np.float32)
     H, W, C, f, k, s, pad, d, act, bias, n = case
@@ -229,7 +232,8 @@ def test_conv2d_pipelined_threading_matches_shared(case):
         _core._set_conv_pipelined(False)
         reference = run()
         oh, ow = reference[0].shape[1:3]
-        _core._set_conv_chunk_bytes(oh * ow * k[0] * k[1] * C * 4)  # one image per chunk
+        lines = oh if lines_per_chunk is None else lines_per_chunk
+        _core._set_conv_chunk_bytes(lines * ow * max(k[0] * k[1] * C, f) * 4)
         _core._set_conv_pipelined(True)
         pipelined = run()
     finally:
