@@ -1,5 +1,10 @@
 // Conversions shared by all binding files, exception translation, threads, seeds and build config.
+#include <cblas.h>
 #include <opencv2/core/version.hpp>
+
+#include <chrono>
+#include <random>
+#include <vector>
 
 #include "bindings.hpp"
 #include "signcore/errors.hpp"
@@ -103,6 +108,40 @@ void bind_utils(py::module_& m) {
     d["num_threads"] = get_num_threads();
     return d;
   });
+  // The benchmarks' reference rate: OpenBLAS's own cblas_sgemm on (n, n) x (n, n), on its own threads
+  // (as many as set_num_threads). The operands live as long as the object, so a benchmark can time
+  // single products in the same alternating rounds as the models.
+  struct SgemmBenchmark {
+    std::size_t n;
+    std::vector<float> a, b, c;
+  };
+  py::class_<SgemmBenchmark>(m, "_SgemmBenchmark")
+      .def(py::init([](std::size_t n) {
+             if (n == 0 || n > 8192)
+               fail<ValueError>("_SgemmBenchmark: n must be in [1, 8192]. Received: n=", n);
+             SgemmBenchmark s{n, std::vector<float>(n * n), std::vector<float>(n * n), std::vector<float>(n * n)};
+             std::mt19937 rng(7);
+             std::normal_distribution<float> normal(0.f, 1.f);
+             for (auto& v : s.a) v = normal(rng);
+             for (auto& v : s.b) v = normal(rng);
+             return s;
+           }),
+           py::arg("n"))
+      .def_property_readonly("flops", [](const SgemmBenchmark& s) { return 2.0 * s.n * s.n * s.n; })
+      .def("run",
+           [](SgemmBenchmark& s, std::size_t iters) {
+             py::gil_scoped_release release;
+             std::vector<double> times;
+             const int k = static_cast<int>(s.n);
+             for (std::size_t i = 0; i < iters; ++i) {
+               const auto t0 = std::chrono::steady_clock::now();
+               cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, k, k, 1.f, s.a.data(), k,
+                           s.b.data(), k, 0.f, s.c.data(), k);
+               times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+             }
+             return times;
+           },
+           py::arg("iters") = 1, "Wall seconds of each of `iters` products.");
 }
 
 }  // namespace signcore::bindings
