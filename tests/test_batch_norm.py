@@ -357,3 +357,111 @@ def test_batch_norm_build_errors():
         _core.LayerHarness(layers.BatchNormalization(axis=1), [[4, 4, 2]])
     with pytest.raises(ValueError, match=r"non-empty channel.*input_shape=\(None, 4, 0\)"):
         _core.LayerHarness(layers.BatchNormalization(), [[4, 0]])
+
+
+def _conv_bn_pool(fuse, pool, frozen, input_shape=(9, 11, 3)):
+    """Input -> Conv2D(relu) -> BatchNormalization -> MaxPooling2D(*pool) -> Flatten -> Dense, built
+    with the normalisation fusion on or off, from fixed weights (gamma of both signs, so the pooled
+    maximum of the normalised values is sometimes the minimum of the raw ones)."""
+    old = _core._fuse_normalizations()
+    try:
+        _core._set_fuse_normalizations(fuse)
+        size, strides, padding = pool
+        model = signcore.models.Sequential([
+            layers.Input(input_shape),
+            layers.Conv2D(6, 3, padding="same", activation="relu"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D(size, strides=strides, padding=padding),
+            layers.Flatten(),
+            layers.Dense(4),
+        ])
+        model.compile(optimizer=signcore.optimizers.SGD(0.05), loss="mse")
+        model.build((None,) + input_shape)
+    finally:
+        _core._set_fuse_normalizations(old)
+    rng = np.random.default_rng(5)
+    weights = []
+    for w in model.get_weights():
+        weights.append(rng.normal(scale=0.4, size=w.shape).astype(np.float32))
+    weights[2] = np.array([1.2, -0.8, 0.5, -1.5, 0.9, -0.3], np.float32)  # gamma
+    weights[5] = rng.uniform(0.3, 2.0, 6).astype(np.float32)            # moving variance
+    model.set_weights(weights)
+    model.layers[1].trainable = not frozen
+    if frozen:
+        model.compile(optimizer=signcore.optimizers.SGD(0.05), loss="mse")
+    return model
+
+
+POOLS = [((2, 2), None, "valid"), ((3, 3), (2, 2), "same"), ((2, 3), (1, 2), "valid")]
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=["2x2", "3x3_s2_same", "2x3_s12"])
+@pytest.mark.parametrize("frozen", [False, True], ids=["batch_stats", "frozen"])
+def test_batch_norm_fused_into_max_pooling_trains_as_unfused(pool, frozen):
+    """A BatchNormalization that only a MaxPooling reads is applied inside the pooling
+    (Model::fuse_normalizations): predictions, three training steps (losses, every weight and the
+    moving statistics) equal the unfused model's, with overlapping windows, "same" padding and
+    negative gammas; the inference output matches PyTorch; profile() names the fused pairs."""
+    fused = _conv_bn_pool(True, pool, frozen)
+    plain = _conv_bn_pool(False, pool, frozen)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 9, 11, 3)).astype(np.float32)
+    y = rng.normal(size=(5, 4)).astype(np.float32)
+    np.testing.assert_allclose(fused.predict_on_batch(x), plain.predict_on_batch(x), rtol=1e-6, atol=1e-6)
+    for _ in range(3):
+        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(fused.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    # PyTorch, from the trained weights, in inference mode.
+    k, cb, gamma, beta, mean, var, dw, db = (torch.tensor(w) for w in fused.get_weights())
+    size, strides, padding = pool
+    t = torch.relu(F.conv2d(torch.tensor(x).permute(0, 3, 1, 2), k.permute(3, 2, 0, 1), cb, padding=1))
+    t = F.batch_norm(t, mean, var, gamma, beta, training=False, eps=1e-3)
+    if padding == "same":  # Keras's "same": pad so that out = ceil(in / stride), with -inf
+        pads = []
+        for n, s, p in zip(t.shape[:1:-1], (strides or size)[::-1], size[::-1]):
+            total = max((-(-n // s) - 1) * s + p - n, 0)
+            pads += [total // 2, total - total // 2]
+        t = F.pad(t, pads, value=-float("inf"))
+    t = F.max_pool2d(t, size, stride=strides or size)
+    expected = t.permute(0, 2, 3, 1).reshape(len(x), -1) @ dw + db
+    np.testing.assert_allclose(fused.predict_on_batch(x), expected.numpy(), rtol=1e-4, atol=1e-4)
+
+    bn, mp = fused.layers[1].name, fused.layers[2].name
+    assert fused.profile(x, y, steps=1, print_table=False)["normalized_in"] == {bn: mp}
+    assert plain.profile(x, y, steps=1, print_table=False)["normalized_in"] == {}
+
+
+def test_batch_norm_fusion_only_where_it_is_safe():
+    """No fusion when the normalisation is the model's output or feeds something other than a
+    MaxPooling; a normalisation of the model's input fuses and matches the unfused model."""
+    x = np.random.default_rng(1).normal(size=(4, 6, 6, 3)).astype(np.float32)
+    out_bn = signcore.models.Sequential([layers.Input((6, 6, 3)), layers.Conv2D(4, 3), layers.BatchNormalization()])
+    into_avg = signcore.models.Sequential([layers.Input((6, 6, 3)), layers.BatchNormalization(),
+                                           layers.AveragePooling2D(2), layers.Flatten(), layers.Dense(2)])
+    for m in (out_bn, into_avg):
+        m.compile(optimizer="sgd", loss="mse")
+        y = np.zeros((4,) + m.output_shape[1:], np.float32)
+        assert m.profile(x, y, steps=1, print_table=False)["normalized_in"] == {}
+
+    def first(fuse):
+        old = _core._fuse_normalizations()
+        try:
+            _core._set_fuse_normalizations(fuse)
+            signcore.utils.set_random_seed(3)
+            m = signcore.models.Sequential([layers.Input((6, 6, 3)), layers.BatchNormalization(),
+                                            layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(2)])
+            m.compile(optimizer="sgd", loss="mse")
+            m.build((None, 6, 6, 3))
+        finally:
+            _core._set_fuse_normalizations(old)
+        return m
+    fused, plain = first(True), first(False)
+    plain.set_weights(fused.get_weights())
+    y = np.ones((4, 2), np.float32)
+    assert len(fused.profile(x, y, steps=1, print_table=False)["normalized_in"]) == 1
+    fused.set_weights(plain.get_weights())
+    for _ in range(2):
+        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-5)
+    np.testing.assert_allclose(fused.predict_on_batch(x), plain.predict_on_batch(x), rtol=1e-5, atol=1e-6)

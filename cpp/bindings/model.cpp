@@ -139,6 +139,10 @@ void bind_model(py::module_& m) {
       "Base of the C++ data iterators that fit/evaluate/predict consume directly.")
       .def("__len__", &BatchSource::num_batches);
 
+  m.def("_fuse_normalizations", &Model::fuse_normalizations_enabled,
+        "Whether models built from now on apply a BatchNormalization inside the MaxPooling that alone reads it.");
+  m.def("_set_fuse_normalizations", &Model::set_fuse_normalizations, py::arg("on"),
+        "Switch that fusion for models built from now on (process-wide; tests and benchmarks).");
   m.def("layer_output_shape", [](Layer& layer, const std::vector<Shape>& shapes) { return layer.compute_output_shape(shapes); },
         py::arg("layer"), py::arg("input_shapes"),
         "Per-sample output shape of `layer` for these per-sample input shapes, without building it.");
@@ -372,10 +376,11 @@ void bind_model(py::module_& m) {
              }
              py::list layers;
              for (std::size_t i = 0; i < p.forward.size(); ++i) {
-               const int into = self.fused_into(i);
+               const int into = self.fused_into(i), by = self.normalization_applied_by(i);
                layers.append(py::make_tuple(self.node_layer(i).name(), self.node_layer(i).class_name(),
                                             p.forward[i], p.backward[i],
-                                            into < 0 ? py::none() : py::cast(self.node_layer(into).name())));
+                                            into < 0 ? py::none() : py::cast(self.node_layer(into).name()),
+                                            by < 0 ? py::none() : py::cast(self.node_layer(by).name())));
              }
              py::dict out;
              out["layers"] = layers;

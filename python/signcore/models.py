@@ -562,8 +562,10 @@ class Model:
         (name, class, forward_ms, backward_ms) per layer; "loss_ms", "optimizer_ms" and "total_ms"
         per step; "fused", {activation layer: layer}: Activation layers that the layer before them
         applies (a convolution without an activation of its own whose output only the Activation
-        reads: the model skips them, so their rows read 0). With print_table (the default) it also
-        prints them as a table, with each layer's share of the step.
+        reads: the model skips them, so their rows read 0); "normalized_in", {BatchNormalization
+        layer: MaxPooling layer}: normalisations that the pooling reading them applies on the fly
+        (their rows time the statistics only). With print_table (the default) it also prints them
+        as a table, with each layer's share of the step.
         """
         steps = int(steps)
         if steps < 1:
@@ -574,10 +576,11 @@ class Model:
         self._ensure_built(xs)
         ys = self._targets(y, xs[0].shape[0]) if y is not None else None
         raw = self._core.profile(xs, ys, steps)
-        rows = [(name, kind, f * 1e3, b * 1e3) for name, kind, f, b, _ in raw["layers"]]
-        fused = {name: into for name, _, _, _, into in raw["layers"] if into is not None}
+        rows = [(name, kind, f * 1e3, b * 1e3) for name, kind, f, b, _, _ in raw["layers"]]
+        fused = {name: into for name, _, _, _, into, _ in raw["layers"] if into is not None}
+        normalized_in = {name: by for name, _, _, _, _, by in raw["layers"] if by is not None}
         result = {"layers": rows, "loss_ms": raw["loss"] * 1e3, "optimizer_ms": raw["optimizer"] * 1e3,
-                  "total_ms": raw["total"] * 1e3, "fused": fused}
+                  "total_ms": raw["total"] * 1e3, "fused": fused, "normalized_in": normalized_in}
         if print_table:
             total = result["total_ms"] or 1.0
             print(f"{'layer (type)':<38}{'forward ms':>12}{'backward ms':>13}{'share':>8}")
@@ -585,7 +588,8 @@ class Model:
                 if name in fused:
                     print(f"{(name + ' (' + kind + ')')[:37]:<38}{'in ' + fused[name]:>33}")
                 else:
-                    print(f"{(name + ' (' + kind + ')')[:37]:<38}{f:>12.2f}{b:>13.2f}{(f + b) / total:>8.0%}")
+                    print(f"{(name + ' (' + kind + ')')[:37]:<38}{f:>12.2f}{b:>13.2f}{(f + b) / total:>8.0%}"
+                          + (f"  (applied in {normalized_in[name]})" if name in normalized_in else ""))
             if y is not None:
                 print(f"{'loss':<38}{result['loss_ms']:>12.2f}")
                 print(f"{'optimizer':<38}{'':>12}{result['optimizer_ms']:>13.2f}")

@@ -127,6 +127,16 @@ class Model {
   const Layer& node_layer(std::size_t i) const { return *nodes_.at(i).layer; }
   // The node whose layer applies node i's activation (fuse_activations()), or -1.
   int fused_into(std::size_t i) const { return i < fused_.size() && fused_[i] ? alias_[i] : -1; }
+  // Whether models built from now on fuse a BatchNormalization into the MaxPooling that alone
+  // reads it (fuse_normalizations(); on by default). Process-wide; tests and benchmarks compare.
+  static void set_fuse_normalizations(bool on);
+  // The pooling node that applies node i's BatchNormalization (fuse_normalizations()), or -1.
+  int normalization_applied_by(std::size_t i) const {
+    for (std::size_t j = 0; j < reads_from_.size(); ++j)
+      if (reads_from_[j] == static_cast<int>(i)) return static_cast<int>(j);
+    return -1;
+  }
+  static bool fuse_normalizations_enabled();
 
   // Lowest-level steps, public for tests and for callbacks that drive training themselves.
   const Tensor& forward(const std::vector<const Tensor*>& x, bool training);
@@ -163,7 +173,14 @@ class Model {
   // producer). alias_[i] = i for every other node.
   std::vector<int> alias_;
   std::vector<char> fused_;
+  std::vector<int> reader_counts() const;
   void fuse_activations();
+  // Normalisation fusion (build(): fuse_normalizations()): reads_from_[j] = i >= 0 marks a pooling
+  // node that applies the BatchNormalization of node i (its only input, read by nothing else) on
+  // the fly and reads node i's input instead; node i still runs (statistics) but writes no output.
+  // Gradients flow as before: the pooling writes dL/d(node i's output), node i's backward reads it.
+  std::vector<int> reads_from_;
+  void fuse_normalizations();
   const Tensor* resolve_mask(int src, const std::vector<const Tensor*>& x) const;
 
   OptimizerPtr optimizer_;

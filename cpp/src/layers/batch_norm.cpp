@@ -140,6 +140,7 @@ Shape BatchNormalization::build(const std::vector<Shape>& input_shapes, Paramete
   var_id_ = add_weight(params, "moving_variance", s, moving_variance_initializer_, false);
   mean_.assign(channels_, 0.0);
   invstd_.assign(channels_, 1.0);
+  mean_f_.assign(channels_, 0.f);
   scale_c_.assign(channels_, 1.f);
   shift_c_.assign(channels_, 0.f);
   return in;
@@ -152,7 +153,7 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tenso
   if (xs.size() < 2 || xs.back() != channels_)
     fail<ValueError>("Layer '", name_, "' (BatchNormalization) expects inputs of shape (N, ..., ",
                      channels_, "). Received: shape=", shape_str(xs, false));
-  ensure_shape(y, xs);
+  if (!defer_output_) ensure_shape(y, xs);
   const std::size_t C = channels_, M = x.size() / C;
   const float* xd = x.data();
   float* yd = y.data();
@@ -242,11 +243,12 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tenso
   const float* gamma = scale_ ? params_->value(gamma_id_) : nullptr;
   const float* beta = center_ ? params_->value(beta_id_) : nullptr;
   for (std::size_t c = 0; c < C; ++c) {
+    mean_f_[c] = static_cast<float>(mean_[c]);
     scale_c_[c] = static_cast<float>((gamma ? gamma[c] : 1.0) * invstd_[c]);
     shift_c_[c] = beta ? beta[c] : 0.f;
   }
-  std::vector<float> mean_f(mean_.begin(), mean_.end());
-  const float* mf = mean_f.data();
+  if (defer_output_) return;  // the reading pooling layer applies the map
+  const float* mf = mean_f_.data();
   const float* sc = scale_c_.data();
   const float* sh = shift_c_.data();
   parallel_for(M, row_grain(C), [&](std::size_t r0, std::size_t r1) {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "signcore/errors.hpp"
+#include "signcore/layers/batch_norm.hpp"
 #include "signcore/parallel.hpp"
 
 namespace signcore {
@@ -238,12 +239,22 @@ std::size_t window_floats(const PoolAxis (&ax)[3], std::size_t C) {
   return ax[2].out * C * ax[0].size * ax[1].size * ax[2].size;
 }
 
-// x: (N, D, H, W, C) -> y: (N, D', H', W', C); with kArgmax, am (N, D', H', W', C) gets the offset
-// of each maximum within its sample. Strictly greater keeps the first maximum; a NaN replaces it
-// and stays. One task per output line (n, od, oh).
-template <bool kArgmax>
+// A BatchNormalization's per-channel map applied on the fly (MaxPooling::fuse_normalization):
+// v -> (v - mean) * scale + shift, the very expression BatchNormalization::forward writes.
+struct ChannelMap {
+  const float *mean, *scale, *shift;
+  float operator()(float v, std::size_t c) const { return (v - mean[c]) * scale[c] + shift[c]; }
+};
+struct Identity {
+  float operator()(float v, std::size_t) const { return v; }
+};
+
+// x: (N, D, H, W, C) -> y: (N, D', H', W', C), the maximum of map(x) over each window; with
+// kArgmax, am (N, D', H', W', C) gets the offset of each maximum within its sample. Strictly
+// greater keeps the first maximum; a NaN replaces it and stays. One task per output line (n, od, oh).
+template <bool kArgmax, class Map = Identity>
 void max_pool_kernel(const PoolAxis (&ax)[3], std::size_t N, std::size_t C, const float* xd, float* yd,
-                     std::int32_t* am) {
+                     std::int32_t* am, Map map = Map()) {
   const std::size_t H = ax[1].in, W = ax[2].in, in_size = ax[0].in * H * W * C;
   const std::size_t lines = N * ax[0].out * ax[1].out;
   parallel_for(lines, grain_for(window_floats(ax, C)), [&](std::size_t b, std::size_t e) {
@@ -257,13 +268,13 @@ void max_pool_kernel(const PoolAxis (&ax)[3], std::size_t N, std::size_t C, cons
         const std::int32_t oi = static_cast<std::int32_t>(off);
         if (first) {  // the first cell of the window starts the running maximum
           first = false;
-          for (std::size_t c = 0; c < C; ++c) yr[c] = xr[c];
+          for (std::size_t c = 0; c < C; ++c) yr[c] = map(xr[c], c);
           if (kArgmax)
             for (std::size_t c = 0; c < C; ++c) ar[c] = oi + static_cast<std::int32_t>(c);
           return;
         }
         for (std::size_t c = 0; c < C; ++c) {
-          const float v = xr[c];
+          const float v = map(xr[c], c);
           const bool take = v > yr[c] || v != v;
           yr[c] = take ? v : yr[c];
           if (kArgmax) ar[c] = take ? oi + static_cast<std::int32_t>(c) : ar[c];
@@ -284,18 +295,34 @@ void check_dy(const Layer& l, const Tensor& dy, const Shape& want) {
 
 // ----- MaxPooling -----------------------------------------------------------------------------------
 
+bool MaxPooling::fuse_normalization(const Layer* batch_norm) {
+  const auto* bn = dynamic_cast<const BatchNormalization*>(batch_norm);
+  if (batch_norm && !bn) return false;
+  norm_ = bn;
+  return true;
+}
+
+// The maxima (and, with am, where they came from) of x, or of the fused normalisation's map of x.
+void MaxPooling::pool(std::size_t N, const float* x, float* y, std::int32_t* am) const {
+  if (norm_) {
+    const ChannelMap map{norm_->map_mean(), norm_->map_scale(), norm_->map_shift()};
+    if (am) max_pool_kernel<true>(ax_, N, channels_, x, y, am, map);
+    else max_pool_kernel<false>(ax_, N, channels_, x, y, nullptr, map);
+  } else if (am) {
+    max_pool_kernel<true>(ax_, N, channels_, x, y, am);
+  } else {
+    max_pool_kernel<false>(ax_, N, channels_, x, y, nullptr);
+  }
+}
+
 // x: (N, [D,] H, W, C) -> y: (N, [D',] H', W', C). Training records where each maximum came from.
 void MaxPooling::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
   const std::size_t N = check_input(x);
   ensure_shape(y, out_shape(N));
   argmax_valid_ = ctx.training;
-  if (argmax_valid_) {
-    argmax_.resize(y.size());
-    max_pool_kernel<true>(ax_, N, channels_, x.data(), y.data(), argmax_.data());
-  } else {
-    max_pool_kernel<false>(ax_, N, channels_, x.data(), y.data(), nullptr);
-  }
+  if (argmax_valid_) argmax_.resize(y.size());
+  pool(N, x.data(), y.data(), argmax_valid_ ? argmax_.data() : nullptr);
   x_ = &x;
 }
 
@@ -309,7 +336,7 @@ void MaxPooling::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs)
   if (!argmax_valid_) {  // after an inference forward: find the maxima again (same comparisons)
     argmax_.resize(dy.size());
     std::vector<float> scratch(dy.size());
-    max_pool_kernel<true>(ax_, N, channels_, x_->data(), scratch.data(), argmax_.data());
+    pool(N, x_->data(), scratch.data(), argmax_.data());
     argmax_valid_ = true;
   }
   const std::size_t in = in_size(), out = out_size();

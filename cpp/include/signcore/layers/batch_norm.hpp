@@ -45,6 +45,16 @@ class BatchNormalization : public Layer {
   bool center() const { return center_; }
   bool scale() const { return scale_; }
 
+  // Normalisation fusion (Model::build, see model.hpp): when the only reader of this layer's output
+  // is a pooling layer that applies the normalisation itself, the model defers the output: forward
+  // then computes the statistics and the per-channel map y = (x - mean) * scale + shift but writes
+  // no y. The map's three (C,) vectors are valid after each forward.
+  void defer_output(bool on) { defer_output_ = on; }
+  bool output_deferred() const { return defer_output_; }
+  const float* map_mean() const { return mean_f_.data(); }
+  const float* map_scale() const { return scale_c_.data(); }
+  const float* map_shift() const { return shift_c_.data(); }
+
  private:
   long long axis_;
   double momentum_, epsilon_;
@@ -62,7 +72,8 @@ class BatchNormalization : public Layer {
   double mask_count_ = 0;         // sum of the mask weights over rows, + 1e-7
   std::vector<double> mean_;    // (C,) the mean used by the last forward
   std::vector<double> invstd_;  // (C,) 1 / sqrt(var + epsilon) used by the last forward
-  std::vector<float> scale_c_, shift_c_;  // (C,) scratch: y = x * scale_c + shift_c
+  std::vector<float> mean_f_, scale_c_, shift_c_;  // (C,): y = (x - mean_f) * scale_c + shift_c
+  bool defer_output_ = false;
   std::vector<double> partial_;           // (blocks, 2C) scratch for blocked sums
 };
 

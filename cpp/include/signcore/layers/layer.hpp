@@ -87,6 +87,10 @@ class Layer {
   // that alone reads its output takes it over when asked (true), and the model then skips that
   // layer. Its own config is unchanged. fuse_activation(nullptr) undoes it.
   virtual bool fuse_activation(const Layer* activation) { return false; }
+  // Normalisation fusion (Model::build): a layer that can apply the per-channel map of the
+  // BatchNormalization whose output it alone reads takes it over when asked (true); it then reads
+  // that layer's input instead, and the BatchNormalization writes no output. nullptr undoes it.
+  virtual bool fuse_normalization(const Layer* batch_norm) { return false; }
 
   // Keras's `input_shape=` argument on a first layer (per sample, no batch axis).
   std::optional<Shape> input_shape_hint;

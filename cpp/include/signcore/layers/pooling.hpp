@@ -29,6 +29,8 @@
 
 namespace signcore {
 
+class BatchNormalization;
+
 // The window geometry along one spatial axis.
 struct PoolAxis {
   std::size_t in = 1, out = 1, size = 1, stride = 1, pad_before = 0;
@@ -99,8 +101,14 @@ class MaxPooling : public Pooling {
   using Pooling::Pooling;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;
+  // Takes the map of a BatchNormalization (layer.hpp): the maximum of each window is then taken
+  // over (x - mean) * scale + shift, x being the BatchNormalization's input.
+  bool fuse_normalization(const Layer* batch_norm) override;
 
  private:
+  void pool(std::size_t N, const float* x, float* y, std::int32_t* am) const;
+
+  const BatchNormalization* norm_ = nullptr;  // the fused normalisation, or null
   // For each output value, the offset of its maximum within the sample: (((d H) + h) W + w) C + c.
   // Recorded by a training forward; after an inference forward backward recomputes it from x.
   std::vector<std::int32_t> argmax_;  // (N, [D',] H', W', C)
