@@ -12,6 +12,7 @@
 
 #include "signcore/errors.hpp"
 #include "signcore/layers/batch_norm.hpp"
+#include "signcore/layers/pooling.hpp"
 #include "signcore/parallel.hpp"
 #include "signcore/random.hpp"
 
@@ -158,6 +159,7 @@ bool Model::fuse_normalizations_enabled() { return g_fuse_normalizations; }
 void Model::fuse_normalizations() {
   const std::size_t n = nodes_.size();
   reads_from_.assign(n, -1);
+  applied_by_.assign(n, -1);
   if (!g_fuse_normalizations) return;
   const std::vector<int> readers = reader_counts();
   for (std::size_t j = 0; j < n; ++j) {
@@ -171,6 +173,7 @@ void Model::fuse_normalizations() {
     if (!node.layer->fuse_normalization(bn)) continue;
     bn->defer_output(true);
     reads_from_[j] = i;
+    applied_by_[i] = static_cast<int>(j);
   }
 }
 
@@ -184,6 +187,7 @@ void Model::detach_layers() {
   alias_.clear();
   fused_.clear();
   reads_from_.clear();
+  applied_by_.clear();
   nodes_.clear();
   inputs_.clear();
   params_ = Parameters();
@@ -265,6 +269,10 @@ void Model::backward(const Tensor& dy) {
       has_grad[alias_[i]] = 1;
       continue;
     }
+    if (reads_from_[i] >= 0) {  // the BatchNormalization it applies takes this gradient scattered
+      has_grad[reads_from_[i]] = 1;
+      continue;
+    }
     const Tensor& g = i == output_ ? dy : grads_[i];
     const auto& refs = nodes_[i].inputs;
     dins.assign(refs.size(), nullptr);
@@ -281,7 +289,13 @@ void Model::backward(const Tensor& dy) {
       }
     }
     const auto t0 = std::chrono::steady_clock::now();
-    nodes_[i].layer->backward(g, dins);
+    if (const int j = applied_by_[i]; j >= 0) {
+      auto& pool = dynamic_cast<MaxPooling&>(*nodes_[j].layer);
+      dynamic_cast<BatchNormalization&>(*nodes_[i].layer)
+          .backward_scattered(pool.scattered_gradient(grads_[j]), dins[0]);
+    } else {
+      nodes_[i].layer->backward(g, dins);
+    }
     for (std::size_t k = 0; k < refs.size(); ++k) {
       if (!add[k]) continue;
       float* t = grads_[refs[k]].data();

@@ -131,11 +131,7 @@ class Model {
   // reads it (fuse_normalizations(); on by default). Process-wide; tests and benchmarks compare.
   static void set_fuse_normalizations(bool on);
   // The pooling node that applies node i's BatchNormalization (fuse_normalizations()), or -1.
-  int normalization_applied_by(std::size_t i) const {
-    for (std::size_t j = 0; j < reads_from_.size(); ++j)
-      if (reads_from_[j] == static_cast<int>(i)) return static_cast<int>(j);
-    return -1;
-  }
+  int normalization_applied_by(std::size_t i) const { return i < applied_by_.size() ? applied_by_[i] : -1; }
   static bool fuse_normalizations_enabled();
 
   // Lowest-level steps, public for tests and for callbacks that drive training themselves.
@@ -178,8 +174,10 @@ class Model {
   // Normalisation fusion (build(): fuse_normalizations()): reads_from_[j] = i >= 0 marks a pooling
   // node that applies the BatchNormalization of node i (its only input, read by nothing else) on
   // the fly and reads node i's input instead; node i still runs (statistics) but writes no output.
-  // Gradients flow as before: the pooling writes dL/d(node i's output), node i's backward reads it.
-  std::vector<int> reads_from_;
+  // In backward the pooling writes nothing: node i's backward takes the pooling's gradient and
+  // argmax instead of a full dL/d(output) (BatchNormalization::backward_scattered).
+  // applied_by_[i] = j is the reverse link.
+  std::vector<int> reads_from_, applied_by_;
   void fuse_normalizations();
   const Tensor* resolve_mask(int src, const std::vector<const Tensor*>& x) const;
 

@@ -278,7 +278,6 @@ void BatchNormalization::backward(const Tensor& dy, const std::vector<Tensor*>& 
   const bool dbeta = center_ && params_->weights()[beta_id_].trainable;
   const float* xd = x.data();
   const float* g = dy.data();
-  const float* gamma = scale_ ? params_->value(gamma_id_) : nullptr;
 
   // Pass 1 (when needed): S1 = sum dy, S2 = sum dy (x - mean), per channel.
   std::vector<double> s1(C, 0.0), s2(C, 0.0);
@@ -296,31 +295,16 @@ void BatchNormalization::backward(const Tensor& dy, const std::vector<Tensor*>& 
                              }
                            }
                          });
-    if (dgamma) {
-      float* dg = params_->grad(gamma_id_);
-      for (std::size_t c = 0; c < C; ++c) dg[c] += static_cast<float>(s2[c] * invstd_[c]);
-    }
-    if (dbeta) {
-      float* db = params_->grad(beta_id_);
-      for (std::size_t c = 0; c < C; ++c) db[c] += static_cast<float>(s1[c]);
-    }
+    add_param_grads(s1, s2, dgamma, dbeta);
   }
   if (!dx) return;
 
   // Pass 2: dx = a dy + w (b (x - mean) + k), per channel coefficients; w is the row's mask
   // weight (1 without a mask), and the mean over rows divides by the weight sum.
-  std::vector<float> a(C), b(C, 0.f), k(C, 0.f), mean_f(mean_.begin(), mean_.end());
-  const double inv_m = 1.0 / (mask_ ? mask_count_ : static_cast<double>(M));
-  for (std::size_t c = 0; c < C; ++c) {
-    const double gi = (gamma ? gamma[c] : 1.0) * invstd_[c];
-    a[c] = static_cast<float>(gi);
-    if (batch_stats_) {
-      b[c] = static_cast<float>(-gi * invstd_[c] * invstd_[c] * s2[c] * inv_m);
-      k[c] = static_cast<float>(-gi * s1[c] * inv_m);
-    }
-  }
+  std::vector<float> a, b, k;
+  dx_coefficients(s1, s2, M, a, b, k);
   float* d = dx->data();
-  const float *pa = a.data(), *pb = b.data(), *pk = k.data(), *mf = mean_f.data();
+  const float *pa = a.data(), *pb = b.data(), *pk = k.data(), *mf = mean_f_.data();
   if (batch_stats_ && mask_) {
     const float* mk = mask_->data();
     const std::size_t G = mask_rows_;
@@ -351,6 +335,120 @@ void BatchNormalization::backward(const Tensor& dy, const std::vector<Tensor*>& 
       }
     });
   }
+}
+
+// dgamma += S2 invstd, dbeta += S1 (S1 = sum dy, S2 = sum dy (x - mean), per channel).
+void BatchNormalization::add_param_grads(const std::vector<double>& s1, const std::vector<double>& s2,
+                                         bool dgamma, bool dbeta) {
+  if (dgamma) {
+    float* dg = params_->grad(gamma_id_);
+    for (std::size_t c = 0; c < channels_; ++c) dg[c] += static_cast<float>(s2[c] * invstd_[c]);
+  }
+  if (dbeta) {
+    float* db = params_->grad(beta_id_);
+    for (std::size_t c = 0; c < channels_; ++c) db[c] += static_cast<float>(s1[c]);
+  }
+}
+
+// The per-channel coefficients of dx = a dy + b (x - mean) + k (b = k = 0 with the moving
+// statistics), from S1 and S2 over M rows (or the mask's weight sum).
+void BatchNormalization::dx_coefficients(const std::vector<double>& s1, const std::vector<double>& s2,
+                                         std::size_t M, std::vector<float>& a, std::vector<float>& b,
+                                         std::vector<float>& k) const {
+  const std::size_t C = channels_;
+  const float* gamma = scale_ ? params_->value(gamma_id_) : nullptr;
+  a.assign(C, 0.f);
+  b.assign(C, 0.f);
+  k.assign(C, 0.f);
+  const double inv_m = 1.0 / (mask_ ? mask_count_ : static_cast<double>(M));
+  for (std::size_t c = 0; c < C; ++c) {
+    const double gi = (gamma ? gamma[c] : 1.0) * invstd_[c];
+    a[c] = static_cast<float>(gi);
+    if (batch_stats_) {
+      b[c] = static_cast<float>(-gi * invstd_[c] * invstd_[c] * s2[c] * inv_m);
+      k[c] = static_cast<float>(-gi * s1[c] * inv_m);
+    }
+  }
+}
+
+// backward() with dy = the scatter of a pooling's gradient (fusion, see batch_norm.hpp). Pass 1
+// gathers x at the pooled maxima instead of reading a dy that is mostly zeros; pass 2 writes each
+// sample's b (x - mean) + k and adds a g at the maxima while the sample is in cache.
+void BatchNormalization::backward_scattered(const ScatteredGradient& dy, Tensor* dx) {
+  if (!x_) fail<StateError>("Layer '", name_, "' (BatchNormalization): backward called before forward");
+  const Tensor& x = *x_;
+  const std::size_t C = channels_, M = x.size() / C;
+  if (mask_ || dy.samples * dy.in != x.size() || dy.in % C != 0 || dy.out % C != 0)
+    fail<StateError>("Layer '", name_, "' (BatchNormalization): the pooled gradient (", dy.samples,
+                     " samples of ", dy.out, " values from ", dy.in, ") does not fit inputs of shape ",
+                     shape_str(shape_of(x), false));
+  if (dx) ensure_shape(*dx, shape_of(x));
+  if (M == 0) return;
+  const bool dgamma = scale_ && params_->weights()[gamma_id_].trainable;
+  const bool dbeta = center_ && params_->weights()[beta_id_].trainable;
+  const float* xd = x.data();
+  const std::size_t per = dy.out / C;  // rows of g per sample
+
+  std::vector<double> s1(C, 0.0), s2(C, 0.0);
+  // x - mean at a maximum is (value - shift) / scale, for channels with a non-zero scale.
+  const bool from_values = dy.values && std::all_of(scale_c_.begin(), scale_c_.end(), [](float v) {
+                             return v != 0.f && std::isfinite(v);
+                           });
+  if ((batch_stats_ || dgamma || dbeta) && from_values) {
+    const float* sh = shift_c_.data();
+    blocked_channel_sums(dy.samples * per, C, partial_, s1.data(), s2.data(),
+                         [&](std::size_t r0, std::size_t r1, double* a1, double* a2) {
+                           for (std::size_t r = r0; r < r1; ++r) {
+                             const float* gr = dy.g + r * C;
+                             const float* vr = dy.values + r * C;
+                             for (std::size_t c = 0; c < C; ++c) {
+                               const double gv = gr[c];
+                               a1[c] += gv;
+                               a2[c] += gv * (static_cast<double>(vr[c]) - sh[c]);
+                             }
+                           }
+                         });
+    for (std::size_t c = 0; c < C; ++c) s2[c] /= scale_c_[c];
+    add_param_grads(s1, s2, dgamma, dbeta);
+  } else if (batch_stats_ || dgamma || dbeta) {
+    const double* mean = mean_.data();
+    blocked_channel_sums(dy.samples * per, C, partial_, s1.data(), s2.data(),
+                         [&](std::size_t r0, std::size_t r1, double* a1, double* a2) {
+                           for (std::size_t r = r0; r < r1; ++r) {
+                             const float* xs = xd + r / per * dy.in;
+                             const float* gr = dy.g + r * C;
+                             const std::int32_t* ar = dy.at + r * C;
+                             for (std::size_t c = 0; c < C; ++c) {
+                               const double gv = gr[c];
+                               a1[c] += gv;
+                               a2[c] += gv * (static_cast<double>(xs[ar[c]]) - mean[c]);
+                             }
+                           }
+                         });
+    add_param_grads(s1, s2, dgamma, dbeta);
+  }
+  if (!dx) return;
+
+  std::vector<float> a, b, k;
+  dx_coefficients(s1, s2, M, a, b, k);
+  const float *pa = a.data(), *pb = b.data(), *pk = k.data(), *mf = mean_f_.data();
+  float* d = dx->data();
+  const std::size_t rows = dy.in / C;
+  parallel_for(dy.samples, 1, [&](std::size_t n0, std::size_t n1) {
+    for (std::size_t n = n0; n < n1; ++n) {
+      const float* xs = xd + n * dy.in;
+      float* ds = d + n * dy.in;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const float* xr = xs + r * C;
+        float* dr = ds + r * C;
+        for (std::size_t c = 0; c < C; ++c) dr[c] = pb[c] * (xr[c] - mf[c]) + pk[c];
+      }
+      const float* gs = dy.g + n * dy.out;
+      const std::int32_t* as = dy.at + n * dy.out;
+      for (std::size_t r = 0; r < per; ++r)
+        for (std::size_t c = 0; c < C; ++c) ds[as[r * C + c]] += pa[c] * gs[r * C + c];
+    }
+  });
 }
 
 SIGNCORE_REGISTER_LAYER(BatchNormalization);

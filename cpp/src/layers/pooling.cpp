@@ -324,25 +324,31 @@ void MaxPooling::forward(const std::vector<const Tensor*>& inputs, Tensor& y, co
   if (argmax_valid_) argmax_.resize(y.size());
   pool(N, x.data(), y.data(), argmax_valid_ ? argmax_.data() : nullptr);
   x_ = &x;
+  y_ = y.data();
 }
 
-void MaxPooling::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+ScatteredGradient MaxPooling::scattered_gradient(const Tensor& dy) {
   if (!x_) fail<StateError>("Layer '", name_, "' (", class_name(), "): backward called before forward");
   const std::size_t N = shape_of(*x_)[0];
   check_dy(*this, dy, out_shape(N));
-  Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
-  if (!dx) return;
-  ensure_shape(*dx, shape_of(*x_));
   if (!argmax_valid_) {  // after an inference forward: find the maxima again (same comparisons)
     argmax_.resize(dy.size());
     std::vector<float> scratch(dy.size());
     pool(N, x_->data(), scratch.data(), argmax_.data());
     argmax_valid_ = true;
   }
-  const std::size_t in = in_size(), out = out_size();
-  const float* g = dy.data();
+  return {dy.data(), argmax_.data(), N, in_size(), out_size(), norm_ ? y_ : nullptr};
+}
+
+void MaxPooling::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
+  const ScatteredGradient sg = scattered_gradient(dy);  // checks dy
+  Tensor* dx = dinputs.empty() ? nullptr : dinputs[0];
+  if (!dx) return;
+  ensure_shape(*dx, shape_of(*x_));
+  const std::size_t N = sg.samples, in = sg.in, out = sg.out;
+  const float* g = sg.g;
   float* d = dx->data();
-  const std::int32_t* am = argmax_.data();
+  const std::int32_t* am = sg.at;
   // One task per sample: windows of one sample only touch that sample, so there are no races, and
   // each sample's sums run in a fixed order.
   parallel_for(N, grain_for(in + out), [&](std::size_t b, std::size_t e) {

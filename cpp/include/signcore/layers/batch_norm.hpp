@@ -15,12 +15,25 @@
 // order, so results do not depend on the thread count.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "signcore/layers/layer.hpp"
 
 namespace signcore {
+
+// An output gradient given as the scatter of a smaller one, as a MaxPooling's backward would
+// write it: for each sample n and each of its `out` values o, dy[n * in + at[n * out + o]] += g[n * out + o];
+// every other value of dy is 0. `at` includes the channel: at % C == o % C.
+// `values` (optional): the pooled values themselves, max of (x - mean) * scale + shift, which give
+// x - mean at the maxima without gathering x.
+struct ScatteredGradient {
+  const float* g = nullptr;
+  const std::int32_t* at = nullptr;
+  std::size_t samples = 0, in = 0, out = 0;  // N, values per sample of dy and of g
+  const float* values = nullptr;
+};
 
 class BatchNormalization : public Layer {
  public:
@@ -54,6 +67,9 @@ class BatchNormalization : public Layer {
   const float* map_mean() const { return mean_f_.data(); }
   const float* map_scale() const { return scale_c_.data(); }
   const float* map_shift() const { return shift_c_.data(); }
+  // Backward for a deferred output, with dy in its scattered form (the pooling's gradient and
+  // argmax): the same gradients as backward(), without dy ever being written out in full.
+  void backward_scattered(const ScatteredGradient& dy, Tensor* dx);
 
  private:
   long long axis_;
@@ -72,6 +88,10 @@ class BatchNormalization : public Layer {
   double mask_count_ = 0;         // sum of the mask weights over rows, + 1e-7
   std::vector<double> mean_;    // (C,) the mean used by the last forward
   std::vector<double> invstd_;  // (C,) 1 / sqrt(var + epsilon) used by the last forward
+  void add_param_grads(const std::vector<double>& s1, const std::vector<double>& s2, bool dgamma, bool dbeta);
+  void dx_coefficients(const std::vector<double>& s1, const std::vector<double>& s2, std::size_t M,
+                       std::vector<float>& a, std::vector<float>& b, std::vector<float>& k) const;
+
   std::vector<float> mean_f_, scale_c_, shift_c_;  // (C,): y = (x - mean_f) * scale_c + shift_c
   bool defer_output_ = false;
   std::vector<double> partial_;           // (blocks, 2C) scratch for blocked sums

@@ -25,11 +25,10 @@
 #include <string>
 #include <vector>
 
+#include "signcore/layers/batch_norm.hpp"
 #include "signcore/layers/layer.hpp"
 
 namespace signcore {
-
-class BatchNormalization;
 
 // The window geometry along one spatial axis.
 struct PoolAxis {
@@ -104,11 +103,15 @@ class MaxPooling : public Pooling {
   // Takes the map of a BatchNormalization (layer.hpp): the maximum of each window is then taken
   // over (x - mean) * scale + shift, x being the BatchNormalization's input.
   bool fuse_normalization(const Layer* batch_norm) override;
+  // The gradient backward(dy) would write, in scattered form (batch_norm.hpp), for the fused
+  // normalisation's own backward. Valid until the next forward.
+  ScatteredGradient scattered_gradient(const Tensor& dy);
 
  private:
   void pool(std::size_t N, const float* x, float* y, std::int32_t* am) const;
 
   const BatchNormalization* norm_ = nullptr;  // the fused normalisation, or null
+  const float* y_ = nullptr;                   // the last forward's output (the model keeps it)
   // For each output value, the offset of its maximum within the sample: (((d H) + h) W + w) C + c.
   // Recorded by a training forward; after an inference forward backward recomputes it from x.
   std::vector<std::int32_t> argmax_;  // (N, [D',] H', W', C)
