@@ -114,6 +114,33 @@ def test_dense_large_products_on_signcore_threads_match_torch(threads, n, f, u):
     np.testing.assert_allclose(grads[f * u:], linear.bias.grad.numpy(), rtol=1e-4, atol=1e-3, err_msg="dL/dbias")
 
 
+@pytest.mark.parametrize("n", [3, 40], ids=["one_block", "split"])
+def test_dense_gradients_are_written_after_zeroing_and_added_without(n):
+    """zero_grads() only marks the gradients stale (parameters.hpp): Dense's kernel gradient is then
+    written over the stale values, the bias gradient zeroed before it adds. Without zero_grads the
+    next backward adds to the last one (gradient accumulation), as before. Expected: x^T dy, sum dy."""
+    f, u = 300, 48  # with n = 40 the products pass the parallel threshold of gemm.cpp
+    rng = np.random.default_rng(n)
+    layer = layers.Dense(u)
+    h = _core.LayerHarness(layer, [[f]])
+    xs = [rng.normal(size=(n, f)).astype(np.float32) for _ in range(3)]
+    dys = [rng.normal(size=(n, u)).astype(np.float32) for _ in range(3)]
+
+    def expected(*steps):
+        dw = sum(xs[s].astype(np.float64).T @ dys[s] for s in steps)
+        return np.concatenate([dw.ravel(), sum(dys[s].astype(np.float64).sum(0) for s in steps)])
+
+    h.forward([xs[0]])
+    h.backward(dys[0])
+    np.testing.assert_allclose(h.param_grads(), expected(0), rtol=1e-4, atol=1e-4)
+    h.forward([xs[1]])
+    h.backward(dys[1], zero_grads=False)
+    np.testing.assert_allclose(h.param_grads(), expected(0, 1), rtol=1e-4, atol=1e-4)
+    h.forward([xs[2]])
+    h.backward(dys[2])  # zeroes first: the sums of steps 0 and 1 must not leak in
+    np.testing.assert_allclose(h.param_grads(), expected(2), rtol=1e-4, atol=1e-4)
+
+
 def test_dense_without_bias_matches_torch():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(8, 6)).astype(np.float32)

@@ -4,6 +4,7 @@
 
 #include "signcore/errors.hpp"
 #include "signcore/initializers.hpp"
+#include "signcore/parallel.hpp"
 
 namespace signcore {
 
@@ -29,11 +30,25 @@ void Parameters::allocate() {
   const std::size_t n = weights_.empty() ? 0 : weights_.back().offset + weights_.back().size;
   values_.assign(n, 0.f);
   grads_.assign(n, 0.f);
+  stale_.assign(weights_.size(), 0);
   for (auto& w : weights_) initialize(w.initializer, w.shape, values_.data() + w.offset, global_rng());
   allocated_ = true;
 }
 
-void Parameters::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.f); }
+void Parameters::zero_grads() { std::fill(stale_.begin(), stale_.end(), 1); }
+
+void Parameters::clear(std::size_t i) {
+  float* g = grads_.data() + weights_[i].offset;
+  parallel_for(weights_[i].size, std::size_t{1} << 16,
+               [&](std::size_t b, std::size_t e) { std::fill(g + b, g + e, 0.f); });
+  stale_[i] = 0;
+}
+
+std::vector<float>& Parameters::grads() {
+  for (std::size_t i = 0; i < weights_.size(); ++i)
+    if (stale_[i]) clear(i);
+  return grads_;
+}
 
 std::size_t Parameters::count(bool trainable) const {
   std::size_t n = 0;

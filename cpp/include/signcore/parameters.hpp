@@ -36,14 +36,30 @@ class Parameters {
 
   float* value(std::size_t i) { return values_.data() + weights_[i].offset; }
   const float* value(std::size_t i) const { return values_.data() + weights_[i].offset; }
-  float* grad(std::size_t i) { return grads_.data() + weights_[i].offset; }
+  // A weight's gradient, zeroed first if zero_grads() left it stale.
+  float* grad(std::size_t i) {
+    if (i < stale_.size() && stale_[i]) clear(i);
+    return grads_.data() + weights_[i].offset;
+  }
+  // For a caller that adds its gradient into every element: *overwrite is true when the segment is
+  // logically zero (after zero_grads()), so the caller writes instead of adding and the zeroing is
+  // skipped (Dense's dW = x^T dz, 25.7 MB in seed 002's model, is then one write, not a memset, a
+  // read and a write).
+  float* grad_for_write(std::size_t i, bool* overwrite) {
+    *overwrite = stale_[i] != 0;
+    stale_[i] = 0;
+    return grads_.data() + weights_[i].offset;
+  }
 
   const std::vector<Weight>& weights() const { return weights_; }
   Weight& weight(std::size_t i) { return weights_[i]; }
   std::vector<float>& values() { return values_; }
   const std::vector<float>& values() const { return values_; }
-  std::vector<float>& grads() { return grads_; }
+  // The whole gradient buffer (optimisers, an allreduce), with every stale segment zeroed.
+  std::vector<float>& grads();
 
+  // Marks every gradient zero. The segments are zeroed lazily, when first read through grad() or
+  // grads(), or never, when grad_for_write() overwrites them.
   void zero_grads();
   std::size_t count(bool trainable) const;  // elements of weights whose trainable flag matches
   std::size_t total() const { return values_.size(); }
@@ -54,7 +70,10 @@ class Parameters {
 
  private:
   std::vector<Weight> weights_;
+  void clear(std::size_t i);
+
   std::vector<float> values_, grads_;
+  std::vector<char> stale_;  // per weight: its segment of grads_ is logically zero
   bool allocated_ = false;
 };
 

@@ -137,8 +137,10 @@ void Dense::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {
 
   const float* W = params_->value(kernel_id_);
   if (params_->weights()[kernel_id_].trainable) {
-    // dW += x^T dz: (F, M) (M, U) -> (F, U)
-    sgemm(true, false, F, U, M, 1.f, x.data(), F, dz, U, 1.f, params_->grad(kernel_id_), U);
+    // dW += x^T dz: (F, M) (M, U) -> (F, U); written, not added, right after zero_grads().
+    bool overwrite = false;
+    float* dW = params_->grad_for_write(kernel_id_, &overwrite);
+    sgemm(true, false, F, U, M, 1.f, x.data(), F, dz, U, overwrite ? 0.f : 1.f, dW, U);
   }
   if (use_bias_ && params_->weights()[bias_id_].trainable) {
     // db += sum over rows of dz: (U,)
