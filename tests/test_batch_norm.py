@@ -467,3 +467,49 @@ def test_batch_norm_fusion_only_where_it_is_safe():
     for _ in range(2):
         np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-5)
     np.testing.assert_allclose(fused.predict_on_batch(x), plain.predict_on_batch(x), rtol=1e-5, atol=1e-6)
+
+
+def _conv_bn_dense(fuse, head):
+    """Input -> `head` (conv layers ending in a relu, a tanh, ...) -> BatchNormalization -> Flatten
+    -> Dense, built with the normalisation fusions on or off, from one seed."""
+    old = _core._fuse_normalizations()
+    try:
+        _core._set_fuse_normalizations(fuse)
+        signcore.utils.set_random_seed(11)
+        inp = layers.Input((7, 6, 3))
+        h = inp
+        for layer in head():
+            h = layer(h)
+        out = layers.Dense(3)(layers.Flatten()(layers.BatchNormalization(name="bn")(h)))
+        model = signcore.models.Model(inp, out)
+        model.compile(optimizer=signcore.optimizers.SGD(0.05), loss="mse")
+        model.predict_on_batch(np.zeros((1, 7, 6, 3), np.float32))  # builds it with the switch set
+    finally:
+        _core._set_fuse_normalizations(old)
+    return model
+
+
+@pytest.mark.parametrize("head,handed_off", [
+    (lambda: [layers.Conv2D(5, 3, padding="same", activation="relu", name="c")], True),
+    (lambda: [layers.Conv2D(5, 3, padding="same", name="c"), layers.Activation("relu")], True),
+    (lambda: [layers.Conv2D(5, 3, padding="same", activation="tanh", name="c")], False),
+    (lambda: [layers.Conv2D(5, 3, padding="same", name="c"), layers.Activation("relu"),
+              layers.ZeroPadding2D(1)], False),
+], ids=["conv_relu", "conv_then_activation", "conv_tanh", "padding_between"])
+def test_relu_derivative_handed_to_batch_norm_trains_as_before(head, handed_off):
+    """A BatchNormalization reading the relu output of a convolution (its own activation, or a fused
+    Activation layer) applies the relu's derivative in its backward, and the convolution skips its
+    own (Model::hand_off_relus): three training steps equal the model without the hand-off. Not
+    done after a tanh, nor through a layer in between."""
+    fused, plain = _conv_bn_dense(True, head), _conv_bn_dense(False, head)
+    plain.set_weights(fused.get_weights())
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(6, 7, 6, 3)).astype(np.float32)
+    y = rng.normal(size=(6, 3)).astype(np.float32)
+    for _ in range(3):
+        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(fused.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    report = fused.profile(x, y, steps=1, print_table=False)
+    assert report["relu_derivative_in"] == (["bn"] if handed_off else [])
+    assert plain.profile(x, y, steps=1, print_table=False)["relu_derivative_in"] == []

@@ -380,7 +380,8 @@ void bind_model(py::module_& m) {
                layers.append(py::make_tuple(self.node_layer(i).name(), self.node_layer(i).class_name(),
                                             p.forward[i], p.backward[i],
                                             into < 0 ? py::none() : py::cast(self.node_layer(into).name()),
-                                            by < 0 ? py::none() : py::cast(self.node_layer(by).name())));
+                                            by < 0 ? py::none() : py::cast(self.node_layer(by).name()),
+                                            self.applies_relu_derivative(i)));
              }
              py::dict out;
              out["layers"] = layers;

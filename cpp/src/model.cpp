@@ -104,6 +104,7 @@ void Model::build() {
   grads_.assign(nodes_.size(), Tensor());
   fuse_activations();
   fuse_normalizations();
+  hand_off_relus();
   built_ = true;
 }
 
@@ -177,17 +178,47 @@ void Model::fuse_normalizations() {
   }
 }
 
+// A BatchNormalization whose input is the relu output of a layer that only it reads (a Conv2D with
+// activation="relu", or with a fused Activation("relu")), with no masks and neither being the
+// model's output, applies the relu's derivative in its own backward: it holds that output as its
+// input, and x > 0 exactly where z > 0. The producer then takes the gradient as dL/dz and skips its
+// own pass over dy and y (Layer::receive_relu_masked_gradient). Switched with the normalisation
+// fusion (set_fuse_normalizations).
+void Model::hand_off_relus() {
+  relu_handoff_.assign(nodes_.size(), 0);
+  if (!g_fuse_normalizations) return;
+  const std::vector<int> readers = reader_counts();
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    auto* bn = dynamic_cast<BatchNormalization*>(nodes_[i].layer.get());
+    if (!bn || fused_[i] || nodes_[i].inputs.size() != 1 || nodes_[i].mask != kNoMask) continue;
+    const int c = nodes_[i].inputs[0];
+    if (c < 0 || readers[c] != 1) continue;
+    const int p = alias_[c];  // the producer, when node c is an Activation it applies
+    if (p != c && readers[p] != 1) continue;
+    if (p == output_ || c == output_ || static_cast<int>(i) == output_) continue;
+    if (in_mask_[i] != kNoMask || out_mask_[p] != kNoMask || out_mask_[c] != kNoMask) continue;
+    if (!nodes_[p].layer->relu_output() || !nodes_[p].layer->receive_relu_masked_gradient(true)) continue;
+    bn->apply_relu_derivative(true);
+    relu_handoff_[i] = 1;
+  }
+}
+
 void Model::detach_layers() {
   for (auto& node : nodes_) {
     node.layer->fuse_activation(nullptr);
     node.layer->fuse_normalization(nullptr);
-    if (auto* bn = dynamic_cast<BatchNormalization*>(node.layer.get())) bn->defer_output(false);
+    node.layer->receive_relu_masked_gradient(false);
+    if (auto* bn = dynamic_cast<BatchNormalization*>(node.layer.get())) {
+      bn->defer_output(false);
+      bn->apply_relu_derivative(false);
+    }
     node.layer->reset_build();
   }
   alias_.clear();
   fused_.clear();
   reads_from_.clear();
   applied_by_.clear();
+  relu_handoff_.clear();
   nodes_.clear();
   inputs_.clear();
   params_ = Parameters();

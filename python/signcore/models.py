@@ -564,7 +564,9 @@ class Model:
         applies (a convolution without an activation of its own whose output only the Activation
         reads: the model skips them, so their rows read 0); "normalized_in", {BatchNormalization
         layer: MaxPooling layer}: normalisations that the pooling reading them applies on the fly
-        (their rows time the statistics only). With print_table (the default) it also prints them
+        (their rows time the statistics only); "relu_derivative_in", the BatchNormalization layers
+        that also apply the derivative of the relu before them, so that the layer producing it
+        skips that pass. With print_table (the default) it also prints them
         as a table, with each layer's share of the step.
         """
         steps = int(steps)
@@ -576,11 +578,13 @@ class Model:
         self._ensure_built(xs)
         ys = self._targets(y, xs[0].shape[0]) if y is not None else None
         raw = self._core.profile(xs, ys, steps)
-        rows = [(name, kind, f * 1e3, b * 1e3) for name, kind, f, b, _, _ in raw["layers"]]
-        fused = {name: into for name, _, _, _, into, _ in raw["layers"] if into is not None}
-        normalized_in = {name: by for name, _, _, _, _, by in raw["layers"] if by is not None}
+        rows = [(name, kind, f * 1e3, b * 1e3) for name, kind, f, b, *_ in raw["layers"]]
+        fused = {name: into for name, _, _, _, into, _, _ in raw["layers"] if into is not None}
+        normalized_in = {name: by for name, _, _, _, _, by, _ in raw["layers"] if by is not None}
+        relu_in = [name for name, *_, relu in raw["layers"] if relu]
         result = {"layers": rows, "loss_ms": raw["loss"] * 1e3, "optimizer_ms": raw["optimizer"] * 1e3,
-                  "total_ms": raw["total"] * 1e3, "fused": fused, "normalized_in": normalized_in}
+                  "total_ms": raw["total"] * 1e3, "fused": fused, "normalized_in": normalized_in,
+                  "relu_derivative_in": relu_in}
         if print_table:
             total = result["total_ms"] or 1.0
             print(f"{'layer (type)':<38}{'forward ms':>12}{'backward ms':>13}{'share':>8}")

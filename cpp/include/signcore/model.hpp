@@ -132,6 +132,8 @@ class Model {
   static void set_fuse_normalizations(bool on);
   // The pooling node that applies node i's BatchNormalization (fuse_normalizations()), or -1.
   int normalization_applied_by(std::size_t i) const { return i < applied_by_.size() ? applied_by_[i] : -1; }
+  // Whether node i's BatchNormalization applies its producer's relu derivative (hand_off_relus()).
+  bool applies_relu_derivative(std::size_t i) const { return i < relu_handoff_.size() && relu_handoff_[i]; }
   static bool fuse_normalizations_enabled();
 
   // Lowest-level steps, public for tests and for callbacks that drive training themselves.
@@ -179,6 +181,10 @@ class Model {
   // applied_by_[i] = j is the reverse link.
   std::vector<int> reads_from_, applied_by_;
   void fuse_normalizations();
+  // relu_handoff_[i]: the BatchNormalization of node i applies its producer's relu derivative
+  // (hand_off_relus()).
+  std::vector<char> relu_handoff_;
+  void hand_off_relus();
   const Tensor* resolve_mask(int src, const std::vector<const Tensor*>& x) const;
 
   OptimizerPtr optimizer_;

@@ -305,7 +305,21 @@ void BatchNormalization::backward(const Tensor& dy, const std::vector<Tensor*>& 
   dx_coefficients(s1, s2, M, a, b, k);
   float* d = dx->data();
   const float *pa = a.data(), *pb = b.data(), *pk = k.data(), *mf = mean_f_.data();
-  if (batch_stats_ && mask_) {
+  if (relu_input_) {  // the producer's relu derivative too (b = k = 0 with the moving statistics)
+    parallel_for(M, row_grain(C), [&](std::size_t r0, std::size_t r1) {
+      for (std::size_t r = r0; r < r1; ++r) {
+        const float* xr = xd + r * C;
+        const float* gr = g + r * C;
+        float* dr = d + r * C;
+        // Stored, then the stored value selected: a select between a computed value and 0 is not
+        // vectorised by GCC under -ftrapping-math (the computation would be conditional).
+        for (std::size_t c = 0; c < C; ++c) {
+          dr[c] = pa[c] * gr[c] + pb[c] * (xr[c] - mf[c]) + pk[c];
+          dr[c] = xr[c] > 0.f ? dr[c] : 0.f;
+        }
+      }
+    });
+  } else if (batch_stats_ && mask_) {
     const float* mk = mask_->data();
     const std::size_t G = mask_rows_;
     parallel_for(M, row_grain(C), [&](std::size_t r0, std::size_t r1) {
@@ -441,12 +455,26 @@ void BatchNormalization::backward_scattered(const ScatteredGradient& dy, Tensor*
       for (std::size_t r = 0; r < rows; ++r) {
         const float* xr = xs + r * C;
         float* dr = ds + r * C;
-        for (std::size_t c = 0; c < C; ++c) dr[c] = pb[c] * (xr[c] - mf[c]) + pk[c];
+        if (relu_input_)
+          for (std::size_t c = 0; c < C; ++c) {  // store, then select the stored value: see above
+            dr[c] = pb[c] * (xr[c] - mf[c]) + pk[c];
+            dr[c] = xr[c] > 0.f ? dr[c] : 0.f;
+          }
+        else
+          for (std::size_t c = 0; c < C; ++c) dr[c] = pb[c] * (xr[c] - mf[c]) + pk[c];
       }
       const float* gs = dy.g + n * dy.out;
       const std::int32_t* as = dy.at + n * dy.out;
-      for (std::size_t r = 0; r < per; ++r)
-        for (std::size_t c = 0; c < C; ++c) ds[as[r * C + c]] += pa[c] * gs[r * C + c];
+      if (relu_input_) {  // branch-free: x > 0 at a maximum is a coin toss for the predictor
+        for (std::size_t r = 0; r < per; ++r)
+          for (std::size_t c = 0; c < C; ++c) {
+            const std::int32_t i = as[r * C + c];
+            ds[i] += static_cast<float>(xs[i] > 0.f) * (pa[c] * gs[r * C + c]);
+          }
+      } else {
+        for (std::size_t r = 0; r < per; ++r)
+          for (std::size_t c = 0; c < C; ++c) ds[as[r * C + c]] += pa[c] * gs[r * C + c];
+      }
     }
   });
 }

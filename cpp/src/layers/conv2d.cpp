@@ -173,18 +173,21 @@ void bias_activation(ActivationKind act, const float* b, float* z, float* y, std
   if (act != ActivationKind::Linear || z != y) activation_forward(act, z, y, rows, F);
 }
 
-// Rows [r0, r1) of dz = dy * relu'(y) (relu) or nothing (linear: dz is dy), and db_part += the
-// column sums of dz (if db_part is not null).
+// Rows [r0, r1) of dz = dy * relu'(y) (relu; with y null, dy already is dz and is copied into the
+// chunk's buffer) or nothing (linear: dz is dy), and db_part += the column sums of dz (if db_part is
+// not null).
 void relu_grad_rows(bool relu, const float* y, const float* dy, float* dz, float* db_part,
                     std::size_t r0, std::size_t r1, std::size_t F) {
   if (!relu && !db_part) return;
   for (std::size_t r = r0; r < r1; ++r) {
     const float* dyr = dy + r * F;
-    if (relu) {  // y > 0 exactly when z > 0
+    if (relu && y) {  // y > 0 exactly when z > 0
       const float* yr = y + r * F;
       float* dzr = dz + r * F;
       for (std::size_t f = 0; f < F; ++f) dzr[f] = yr[f] > 0.f ? dyr[f] : 0.f;
       dyr = dzr;
+    } else if (relu) {  // dy is dL/dz already (relu hand-off): into the chunk's buffer, hot in cache
+      std::copy(dyr, dyr + F, dz + r * F);
     }
     if (db_part)
       for (std::size_t f = 0; f < F; ++f) db_part[f] += dyr[f];
@@ -307,6 +310,14 @@ bool Convolution::fuse_activation(const Layer* layer) {
   const auto* a = dynamic_cast<const Activation*>(layer);
   if (layer && (!a || activation_ != ActivationKind::Linear)) return false;
   fused_ = a ? a->activation() : ActivationKind::Linear;
+  return true;
+}
+
+bool Convolution::relu_output() const { return act() == ActivationKind::Relu; }
+
+bool Convolution::receive_relu_masked_gradient(bool on) {
+  if (on && !relu_output()) return false;
+  masked_dy_ = on;
   return true;
 }
 
@@ -554,7 +565,7 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
         const std::size_t la = (l1 - l0) * p / parts, le = (l1 - l0) * (p + 1) / parts;
         const std::size_t a = la * OW, e = le * OW;
         if (fuse)
-          relu_grad_rows(relu, y_->data() + r0 * F, dyc, dz_buf, db ? db_part_.data() + p * F : nullptr,
+          relu_grad_rows(relu, masked_dy_ ? nullptr : y_->data() + r0 * F, dyc, dz_buf, db ? db_part_.data() + p * F : nullptr,
                          a, e, F);
         else if (db)
           relu_grad_rows(false, nullptr, dz, nullptr, db_part_.data() + p * F, a, e, F);
@@ -620,7 +631,7 @@ void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, fl
           const std::size_t l0 = c * step, l1 = std::min(total, l0 + step);
           const std::size_t r0 = l0 * OW, rows = (l1 - l0) * OW;
           const float* dyc = dy.data() + r0 * F;
-          relu_grad_rows(relu, y + r0 * F, dyc, dz_buf, db ? db_part_.data() + p * F : nullptr, 0,
+          relu_grad_rows(relu, masked_dy_ ? nullptr : y + r0 * F, dyc, dz_buf, db ? db_part_.data() + p * F : nullptr, 0,
                          rows, F);
           const float* dz = relu ? dz_buf : dyc;
           if (need_w && direct_dw) {

@@ -67,6 +67,9 @@ class BatchNormalization : public Layer {
   const float* map_mean() const { return mean_f_.data(); }
   const float* map_scale() const { return scale_c_.data(); }
   const float* map_shift() const { return shift_c_.data(); }
+  // Relu hand-off (layer.hpp): the input is the relu output of a layer that takes this layer's dx
+  // as its dL/dz, so backward also applies the relu's derivative, x > 0.
+  void apply_relu_derivative(bool on) { relu_input_ = on; }
   // Backward for a deferred output, with dy in its scattered form (the pooling's gradient and
   // argmax): the same gradients as backward(), without dy ever being written out in full.
   void backward_scattered(const ScatteredGradient& dy, Tensor* dx);
@@ -94,6 +97,7 @@ class BatchNormalization : public Layer {
 
   std::vector<float> mean_f_, scale_c_, shift_c_;  // (C,): y = (x - mean_f) * scale_c + shift_c
   bool defer_output_ = false;
+  bool relu_input_ = false;
   std::vector<double> partial_;           // (blocks, 2C) scratch for blocked sums
 };
 

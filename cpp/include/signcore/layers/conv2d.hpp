@@ -31,6 +31,8 @@ class Convolution : public Layer {
   json get_config() const override;
   // Takes over an Activation layer's activation when this layer has none of its own.
   bool fuse_activation(const Layer* activation) override;
+  bool relu_output() const override;
+  bool receive_relu_masked_gradient(bool on) override;
 
   std::size_t rank() const { return rank_; }
   std::size_t filters() const { return filters_; }
@@ -106,6 +108,7 @@ class Convolution : public Layer {
   ConvPadding padding_;
   ActivationKind activation_;
   ActivationKind fused_ = ActivationKind::Linear;  // taken over from a following Activation layer
+  bool masked_dy_ = false;  // backward's dy is already dL/dz (relu hand-off, layer.hpp)
   // The activation applied: the layer's own or the fused one.
   ActivationKind act() const { return activation_ == ActivationKind::Linear ? fused_ : activation_; }
   bool use_bias_;
