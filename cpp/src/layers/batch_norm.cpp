@@ -448,33 +448,55 @@ void BatchNormalization::backward_scattered(const ScatteredGradient& dy, Tensor*
   const float *pa = a.data(), *pb = b.data(), *pk = k.data(), *mf = mean_f_.data();
   float* d = dx->data();
   const std::size_t rows = dy.in / C;
+  const bool relu = relu_input_;
+  // One row of C values: b (x - mean) + k, plus `add` (a g where this cell is the window's
+  // maximum, else 0), times x > 0 with the relu hand-off. Each result is stored, then the stored
+  // value selected: GCC does not vectorise a select whose operand is computed in the same
+  // expression under -ftrapping-math.
+  auto row = [&](const float* xr, float* dr, const std::int32_t* at, const float* add, std::int32_t off) {
+    for (std::size_t c = 0; c < C; ++c) dr[c] = pb[c] * (xr[c] - mf[c]) + pk[c];
+    if (add)
+      for (std::size_t c = 0; c < C; ++c) {
+        const float v = at[c] == off + static_cast<std::int32_t>(c) ? add[c] : 0.f;
+        dr[c] += v;
+      }
+    if (relu)
+      for (std::size_t c = 0; c < C; ++c) dr[c] = xr[c] > 0.f ? dr[c] : 0.f;
+  };
+  const ScatteredGradient::Tiling& t = dy.tile;
   parallel_for(dy.samples, 1, [&](std::size_t n0, std::size_t n1) {
+    std::vector<float> add(C);
     for (std::size_t n = n0; n < n1; ++n) {
       const float* xs = xd + n * dy.in;
       float* ds = d + n * dy.in;
-      for (std::size_t r = 0; r < rows; ++r) {
-        const float* xr = xs + r * C;
-        float* dr = ds + r * C;
-        if (relu_input_)
-          for (std::size_t c = 0; c < C; ++c) {  // store, then select the stored value: see above
-            dr[c] = pb[c] * (xr[c] - mf[c]) + pk[c];
-            dr[c] = xr[c] > 0.f ? dr[c] : 0.f;
-          }
-        else
-          for (std::size_t c = 0; c < C; ++c) dr[c] = pb[c] * (xr[c] - mf[c]) + pk[c];
-      }
       const float* gs = dy.g + n * dy.out;
       const std::int32_t* as = dy.at + n * dy.out;
-      if (relu_input_) {  // branch-free: x > 0 at a maximum is a coin toss for the predictor
-        for (std::size_t r = 0; r < per; ++r)
-          for (std::size_t c = 0; c < C; ++c) {
-            const std::int32_t i = as[r * C + c];
-            ds[i] += static_cast<float>(xs[i] > 0.f) * (pa[c] * gs[r * C + c]);
+      if (t.h) {
+        // Window by window: every cell of a window gets its a g only where it is the maximum. Cells
+        // past the last window (the rest of a "valid" pooling) get b (x - mean) + k alone.
+        for (std::size_t h = 0; h < t.h; ++h) {
+          const std::size_t oh = h / t.pool_h;
+          for (std::size_t w = 0; w < t.w; ++w) {
+            const std::size_t ow = w / t.pool_w, off = (h * t.w + w) * C;
+            if (oh >= t.out_h || ow >= t.out_w) {
+              row(xs + off, ds + off, nullptr, nullptr, 0);
+              continue;
+            }
+            const std::size_t o = (oh * t.out_w + ow) * C;
+            if (w % t.pool_w == 0)  // the first cell of a window on this row: the window's a g
+              for (std::size_t c = 0; c < C; ++c) add[c] = pa[c] * gs[o + c];
+            row(xs + off, ds + off, as + o, add.data(), static_cast<std::int32_t>(off));
           }
-      } else {
-        for (std::size_t r = 0; r < per; ++r)
-          for (std::size_t c = 0; c < C; ++c) ds[as[r * C + c]] += pa[c] * gs[r * C + c];
+        }
+        continue;
       }
+      for (std::size_t r = 0; r < rows; ++r) row(xs + r * C, ds + r * C, nullptr, nullptr, 0);
+      for (std::size_t r = 0; r < per; ++r)
+        for (std::size_t c = 0; c < C; ++c) {
+          const std::int32_t i = as[r * C + c];
+          // x > 0 at a maximum is a coin toss for the branch predictor: a multiply instead.
+          ds[i] += (relu ? static_cast<float>(xs[i] > 0.f) : 1.f) * (pa[c] * gs[r * C + c]);
+        }
     }
   });
 }

@@ -337,7 +337,12 @@ ScatteredGradient MaxPooling::scattered_gradient(const Tensor& dy) {
     pool(N, x_->data(), scratch.data(), argmax_.data());
     argmax_valid_ = true;
   }
-  return {dy.data(), argmax_.data(), N, in_size(), out_size(), norm_ ? y_ : nullptr};
+  ScatteredGradient sg{dy.data(), argmax_.data(), N, in_size(), out_size(), norm_ ? y_ : nullptr, {}};
+  const PoolAxis &d = ax_[0], &h = ax_[1], &w = ax_[2];
+  if (d.in == 1 && d.out == 1 && h.stride == h.size && w.stride == w.size && h.pad_before == 0 &&
+      w.pad_before == 0)
+    sg.tile = {h.in, w.in, h.size, w.size, h.out, w.out};
+  return sg;
 }
 
 void MaxPooling::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {

@@ -28,11 +28,19 @@ namespace signcore {
 // every other value of dy is 0. `at` includes the channel: at % C == o % C.
 // `values` (optional): the pooled values themselves, max of (x - mean) * scale + shift, which give
 // x - mean at the maxima without gathering x.
+// When the windows tile each image from its top-left corner without overlapping (stride = pool
+// size, no padding before; 2-D), `tile` describes them, so that dy can be formed window by window
+// instead of scattered value by value.
 struct ScatteredGradient {
   const float* g = nullptr;
   const std::int32_t* at = nullptr;
   std::size_t samples = 0, in = 0, out = 0;  // N, values per sample of dy and of g
   const float* values = nullptr;
+  struct Tiling {
+    std::size_t h = 0, w = 0;            // input height and width (0: the windows do not tile)
+    std::size_t pool_h = 1, pool_w = 1;  // window = stride
+    std::size_t out_h = 0, out_w = 0;
+  } tile;
 };
 
 class BatchNormalization : public Layer {
