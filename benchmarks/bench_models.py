@@ -293,7 +293,7 @@ def main(argv=None):
                      f"{mem['torch'] / max(mem['signcore'], 1e-9):.2f}", "NCHW", ""])
         gf = r["train_gflop"] / r["train"]["signcore"]
         rows.append([label, "train GFLOP/s", f"{gf:.0f}", f"{r['train_gflop'] / r['train']['torch']:.0f}",
-                     f"{r['train']['sgemm_fraction']:.0%} of SGEMM", "", "", ""])
+                     f"{r['train']['sgemm_fraction']:.0%} of SGEMM", f"(SGEMM {r['train']['sgemm_gflops']:.0f})", "", ""])
         r["train_gflops"] = gf
     common.print_table(rows, headers)
     print("\nsigncore/PyTorch > 1: signcore is faster (latency, memory: PyTorch's value over signcore's).")

@@ -32,7 +32,9 @@
 // dcols = dz W^T goes to a second buffer, which col2im gathers back into dx (parallel over input
 // lines, so no two threads write the same place) while the next chunk's im2col fills the first.
 // dx is skipped entirely when not requested (the first layer of a model), and dW / db when the
-// layer is frozen.
+// layer is frozen. When a BatchNormalization reading a relu convolution's output applies relu' in
+// its own backward (Model::hand_off_relus), dy arrives as dL/dz: it is copied into the chunk's dz
+// buffer without reading y.
 //
 // Threads. BLAS is never called from inside a parallel region (parallel.hpp): the OpenMP loops and
 // the OpenBLAS calls take turns. Each turn is a hand-off between two thread pools, so the element-
