@@ -513,3 +513,22 @@ def test_relu_derivative_handed_to_batch_norm_trains_as_before(head, handed_off)
     report = fused.profile(x, y, steps=1, print_table=False)
     assert report["relu_derivative_in"] == (["bn"] if handed_off else [])
     assert plain.profile(x, y, steps=1, print_table=False)["relu_derivative_in"] == []
+
+
+def test_fused_batch_norm_gradients_stay_accurate_for_a_large_beta():
+    """With beta far larger than gamma, the pooled values hold x - mean to a few digits only
+    (batch_norm.cpp); the fused backward then gathers x at the maxima, and one step's gradients
+    match the unfused model's closely."""
+    models = [_conv_bn_pool(fuse, POOLS[0], False) for fuse in (True, False)]
+    for m in models:
+        w = m.get_weights()
+        w[2] = np.full(6, 0.01, np.float32)  # gamma
+        w[3] = np.full(6, 50.0, np.float32)  # beta
+        m.set_weights(w)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 9, 11, 3)).astype(np.float32)
+    y = rng.normal(size=(5, 4)).astype(np.float32)
+    for m in models:
+        m.train_on_batch(x, y)
+    for a, b in zip(*(m.get_weights() for m in models)):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)

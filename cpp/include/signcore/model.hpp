@@ -128,13 +128,14 @@ class Model {
   // The node whose layer applies node i's activation (fuse_activations()), or -1.
   int fused_into(std::size_t i) const { return i < fused_.size() && fused_[i] ? alias_[i] : -1; }
   // Whether models built from now on fuse a BatchNormalization into the MaxPooling that alone
-  // reads it (fuse_normalizations(); on by default). Process-wide; tests and benchmarks compare.
+  // reads it and hand it the relu derivative of the layer before it (fuse_normalizations(),
+  // hand_off_relus(); on by default). Process-wide; tests and benchmarks compare.
   static void set_fuse_normalizations(bool on);
+  static bool fuse_normalizations_enabled();
   // The pooling node that applies node i's BatchNormalization (fuse_normalizations()), or -1.
   int normalization_applied_by(std::size_t i) const { return i < applied_by_.size() ? applied_by_[i] : -1; }
   // Whether node i's BatchNormalization applies its producer's relu derivative (hand_off_relus()).
   bool applies_relu_derivative(std::size_t i) const { return i < relu_handoff_.size() && relu_handoff_[i]; }
-  static bool fuse_normalizations_enabled();
 
   // Lowest-level steps, public for tests and for callbacks that drive training themselves.
   const Tensor& forward(const std::vector<const Tensor*>& x, bool training);

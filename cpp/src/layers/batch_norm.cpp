@@ -404,10 +404,15 @@ void BatchNormalization::backward_scattered(const ScatteredGradient& dy, Tensor*
   const std::size_t per = dy.out / C;  // rows of g per sample
 
   std::vector<double> s1(C, 0.0), s2(C, 0.0);
-  // x - mean at a maximum is (value - shift) / scale, for channels with a non-zero scale.
-  const bool from_values = dy.values && std::all_of(scale_c_.begin(), scale_c_.end(), [](float v) {
-                             return v != 0.f && std::isfinite(v);
-                           });
+  // x - mean at a maximum is (value - shift) / scale. The value carries float rounding of about
+  // 6e-8 |value|, about |shift| + |gamma| (|gamma| = |scale| / invstd, the spread of the normalised
+  // values), so the recovered x - mean is as accurate as float only while |shift| stays within a few
+  // dozen |gamma|; otherwise (and for a zero scale) x is gathered at the maxima.
+  bool from_values = dy.values != nullptr;
+  for (std::size_t c = 0; c < C && from_values; ++c) {
+    const double spread = std::abs(static_cast<double>(scale_c_[c])) / invstd_[c];
+    from_values = scale_c_[c] != 0.f && std::isfinite(scale_c_[c]) && std::abs(shift_c_[c]) <= 64.0 * spread;
+  }
   if ((batch_stats_ || dgamma || dbeta) && from_values) {
     const float* sh = shift_c_.data();
     blocked_channel_sums(dy.samples * per, C, partial_, s1.data(), s2.data(),
