@@ -212,19 +212,18 @@ def bench_model(name, args, timing):
                            torch.from_numpy(x1).permute(0, 3, 1, 2).contiguous(memory_format=fmt))
     res = {"model": name, "batch": batch, "shape": shape}
 
-    def side_by_side(ours, theirs, reference=None):
+    def side_by_side(ours, theirs, sgemm=None):
         fns = {"signcore": ours, **theirs}
-        if reference:  # timed in the same alternating rounds, so a slow spell of the host hits both
-            fns["sgemm"] = reference
+        if sgemm is not None:  # in the same alternating rounds: a slow spell of the host hits both
+            fns["sgemm"] = lambda: sgemm.run(1)
         timings = common.measure_side_by_side(fns, **timing)
-        sgemm = timings.pop("sgemm", None)
         out = against_best_layout(timings["signcore"], {k: timings[k] for k in theirs})
-        if sgemm:
+        if sgemm is not None:
             # Per round: the model's training FLOP rate over the SGEMM rate of the same round.
             flops = training_flops(model, batch)
-            shares = [(flops / t) / (sgemm_ref.flops / s)
-                      for t, s in zip(timings["signcore"].samples, sgemm.samples)]
-            out["sgemm_gflops"] = sgemm_ref.flops / sgemm.median / 1e9
+            shares = [(flops / t) / (sgemm.flops / s)
+                      for t, s in zip(timings["signcore"].samples, timings["sgemm"].samples)]
+            out["sgemm_gflops"] = sgemm.flops / timings["sgemm"].median / 1e9
             out["sgemm_fraction"] = statistics.median(shares)
         return out
 
@@ -243,10 +242,9 @@ def bench_model(name, args, timing):
 
     for m, *_ in variants.values():
         m.train()
-    sgemm_ref = _core._SgemmBenchmark(2048)
     res["train"] = side_by_side(lambda: model.train_on_batch(x, y),
                                 {k: train_step(m, o, xt) for k, (m, o, xt, _) in variants.items()},
-                                reference=lambda: sgemm_ref.run(1))
+                                sgemm=_core._SgemmBenchmark(2048))
     for m, *_ in variants.values():
         m.eval()
     res["inference"] = side_by_side(lambda: model.predict_on_batch(x),
@@ -293,7 +291,8 @@ def main(argv=None):
                      f"{mem['torch'] / max(mem['signcore'], 1e-9):.2f}", "NCHW", ""])
         gf = r["train_gflop"] / r["train"]["signcore"]
         rows.append([label, "train GFLOP/s", f"{gf:.0f}", f"{r['train_gflop'] / r['train']['torch']:.0f}",
-                     f"{r['train']['sgemm_fraction']:.0%} of SGEMM", f"(SGEMM {r['train']['sgemm_gflops']:.0f})", "", ""])
+                     f"{r['train']['sgemm_fraction']:.0%} of SGEMM",
+                     f"(SGEMM {r['train']['sgemm_gflops']:.0f})", "", ""])
         r["train_gflops"] = gf
     common.print_table(rows, headers)
     print("\nsigncore/PyTorch > 1: signcore is faster (latency, memory: PyTorch's value over signcore's).")

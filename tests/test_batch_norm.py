@@ -395,25 +395,31 @@ def _conv_bn_pool(fuse, pool, frozen, input_shape=(9, 11, 3)):
 POOLS = [((2, 2), None, "valid"), ((3, 3), (2, 2), "same"), ((2, 3), (1, 2), "valid")]
 
 
+def _train_alike(fused, plain, x, y, steps, rtol=1e-5, atol=1e-6):
+    """`steps` training steps of both models give the same losses, then the same weights."""
+    for _ in range(steps):
+        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(fused.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize("pool", POOLS, ids=["2x2", "3x3_s2_same", "2x3_s12"])
 @pytest.mark.parametrize("frozen", [False, True], ids=["batch_stats", "frozen"])
 def test_batch_norm_fused_into_max_pooling_trains_as_unfused(pool, frozen):
     """A BatchNormalization that only a MaxPooling reads is applied inside the pooling, and its
     backward takes the pooling's gradient scattered (Model::fuse_normalizations): predictions,
-    three training steps (losses, every weight and the moving statistics) equal the unfused model's, with overlapping windows, "same" padding and
-    negative gammas; the inference output matches PyTorch; profile() names the fused pairs."""
+    three training steps (losses, every weight and the moving statistics) equal the unfused
+    model's, with overlapping windows, "same" padding and negative gammas; the inference output
+    matches PyTorch; profile() names the fused pairs."""
     fused = _conv_bn_pool(True, pool, frozen)
     plain = _conv_bn_pool(False, pool, frozen)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 9, 11, 3)).astype(np.float32)
     y = rng.normal(size=(5, 4)).astype(np.float32)
     np.testing.assert_allclose(fused.predict_on_batch(x), plain.predict_on_batch(x), rtol=1e-6, atol=1e-6)
-    for _ in range(3):
-        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-5)
     # The fused backward sums in another order (a g1 + a g2 where windows overlap, instead of
     # a (g1 + g2)): float rounding only.
-    for a, b in zip(fused.get_weights(), plain.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-5)
+    _train_alike(fused, plain, x, y, 3, rtol=2e-4, atol=1e-5)
 
     # PyTorch, from the trained weights, in inference mode.
     k, cb, gamma, beta, mean, var, dw, db = (torch.tensor(w) for w in fused.get_weights())
@@ -460,12 +466,10 @@ def test_batch_norm_fusion_only_where_it_is_safe():
             _core._set_fuse_normalizations(old)
         return m
     fused, plain = first(True), first(False)
-    plain.set_weights(fused.get_weights())
     y = np.ones((4, 2), np.float32)
     assert len(fused.profile(x, y, steps=1, print_table=False)["normalized_in"]) == 1
-    fused.set_weights(plain.get_weights())
-    for _ in range(2):
-        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-5)
+    fused.set_weights(plain.get_weights())  # profile() trained the fused one a step
+    _train_alike(fused, plain, x, y, 2)
     np.testing.assert_allclose(fused.predict_on_batch(x), plain.predict_on_batch(x), rtol=1e-5, atol=1e-6)
 
 
@@ -506,10 +510,7 @@ def test_relu_derivative_handed_to_batch_norm_trains_as_before(head, handed_off)
     rng = np.random.default_rng(4)
     x = rng.normal(size=(6, 7, 6, 3)).astype(np.float32)
     y = rng.normal(size=(6, 3)).astype(np.float32)
-    for _ in range(3):
-        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-5)
-    for a, b in zip(fused.get_weights(), plain.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    _train_alike(fused, plain, x, y, 3)
     report = fused.profile(x, y, steps=1, print_table=False)
     assert report["relu_derivative_in"] == (["bn"] if handed_off else [])
     assert plain.profile(x, y, steps=1, print_table=False)["relu_derivative_in"] == []

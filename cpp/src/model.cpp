@@ -197,7 +197,7 @@ void Model::hand_off_relus() {
     if (p != c && readers[p] != 1) continue;
     if (p == output_ || c == output_ || static_cast<int>(i) == output_) continue;
     if (in_mask_[i] != kNoMask || out_mask_[p] != kNoMask || out_mask_[c] != kNoMask) continue;
-    if (!nodes_[p].layer->relu_output() || !nodes_[p].layer->receive_relu_masked_gradient(true)) continue;
+    if (!nodes_[p].layer->receive_relu_masked_gradient(true)) continue;
     bn->apply_relu_derivative(true);
     relu_handoff_[i] = 1;
   }

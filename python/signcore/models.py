@@ -566,8 +566,8 @@ class Model:
         layer: MaxPooling layer}: normalisations that the pooling reading them applies on the fly
         (their rows time the statistics only); "relu_derivative_in", the BatchNormalization layers
         that also apply the derivative of the relu before them, so that the layer producing it
-        skips that pass. With print_table (the default) it also prints them
-        as a table, with each layer's share of the step.
+        skips that pass. With print_table (the default) it also prints them as a table, with each
+        layer's share of the step.
         """
         steps = int(steps)
         if steps < 1:

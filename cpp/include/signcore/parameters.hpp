@@ -69,9 +69,9 @@ class Parameters {
   void set_trainable(const Layer* owner, bool trainable);
 
  private:
-  std::vector<Weight> weights_;
-  void clear(std::size_t i);
+  void clear(std::size_t i);  // zero weight i's gradient segment, no longer stale
 
+  std::vector<Weight> weights_;
   std::vector<float> values_, grads_;
   std::vector<char> stale_;  // per weight: its segment of grads_ is logically zero
   bool allocated_ = false;

@@ -386,8 +386,10 @@ void BatchNormalization::dx_coefficients(const std::vector<double>& s1, const st
 }
 
 // backward() with dy = the scatter of a pooling's gradient (fusion, see batch_norm.hpp). Pass 1
-// gathers x at the pooled maxima instead of reading a dy that is mostly zeros; pass 2 writes each
-// sample's b (x - mean) + k and adds a g at the maxima while the sample is in cache.
+// sums over the pooled gradient alone, x - mean at the maxima coming from the pooled values (or
+// from x gathered there), instead of reading a dy that is mostly zeros; pass 2 writes each
+// sample's dx once, window by window where the windows tile the image, else by a scatter of a g
+// onto b (x - mean) + k while the sample is in cache.
 void BatchNormalization::backward_scattered(const ScatteredGradient& dy, Tensor* dx) {
   if (!x_) fail<StateError>("Layer '", name_, "' (BatchNormalization): backward called before forward");
   const Tensor& x = *x_;
@@ -413,37 +415,31 @@ void BatchNormalization::backward_scattered(const ScatteredGradient& dy, Tensor*
     const double spread = std::abs(static_cast<double>(scale_c_[c])) / invstd_[c];
     from_values = scale_c_[c] != 0.f && std::isfinite(scale_c_[c]) && std::abs(shift_c_[c]) <= 64.0 * spread;
   }
-  if ((batch_stats_ || dgamma || dbeta) && from_values) {
+  if (batch_stats_ || dgamma || dbeta) {
     const float* sh = shift_c_.data();
-    blocked_channel_sums(dy.samples * per, C, partial_, s1.data(), s2.data(),
-                         [&](std::size_t r0, std::size_t r1, double* a1, double* a2) {
-                           for (std::size_t r = r0; r < r1; ++r) {
-                             const float* gr = dy.g + r * C;
-                             const float* vr = dy.values + r * C;
-                             for (std::size_t c = 0; c < C; ++c) {
-                               const double gv = gr[c];
-                               a1[c] += gv;
-                               a2[c] += gv * (static_cast<double>(vr[c]) - sh[c]);
-                             }
-                           }
-                         });
-    for (std::size_t c = 0; c < C; ++c) s2[c] /= scale_c_[c];
-    add_param_grads(s1, s2, dgamma, dbeta);
-  } else if (batch_stats_ || dgamma || dbeta) {
     const double* mean = mean_.data();
     blocked_channel_sums(dy.samples * per, C, partial_, s1.data(), s2.data(),
                          [&](std::size_t r0, std::size_t r1, double* a1, double* a2) {
                            for (std::size_t r = r0; r < r1; ++r) {
-                             const float* xs = xd + r / per * dy.in;
                              const float* gr = dy.g + r * C;
-                             const std::int32_t* ar = dy.at + r * C;
-                             for (std::size_t c = 0; c < C; ++c) {
-                               const double gv = gr[c];
-                               a1[c] += gv;
-                               a2[c] += gv * (static_cast<double>(xs[ar[c]]) - mean[c]);
+                             if (from_values) {  // (value - shift), divided by scale below
+                               const float* vr = dy.values + r * C;
+                               for (std::size_t c = 0; c < C; ++c) {
+                                 a1[c] += gr[c];
+                                 a2[c] += gr[c] * (static_cast<double>(vr[c]) - sh[c]);
+                               }
+                             } else {
+                               const float* xs = xd + r / per * dy.in;
+                               const std::int32_t* ar = dy.at + r * C;
+                               for (std::size_t c = 0; c < C; ++c) {
+                                 a1[c] += gr[c];
+                                 a2[c] += gr[c] * (static_cast<double>(xs[ar[c]]) - mean[c]);
+                               }
                              }
                            }
                          });
+    if (from_values)
+      for (std::size_t c = 0; c < C; ++c) s2[c] /= scale_c_[c];
     add_param_grads(s1, s2, dgamma, dbeta);
   }
   if (!dx) return;

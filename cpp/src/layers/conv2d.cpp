@@ -315,10 +315,8 @@ bool Convolution::fuse_activation(const Layer* layer) {
   return true;
 }
 
-bool Convolution::relu_output() const { return act() == ActivationKind::Relu; }
-
 bool Convolution::receive_relu_masked_gradient(bool on) {
-  if (on && !relu_output()) return false;
+  if (on && act() != ActivationKind::Relu) return false;
   masked_dy_ = on;
   return true;
 }
@@ -498,6 +496,8 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
   const bool pointwise = geom_.is_pointwise();
   const bool fuse = fusible(act());
   const bool relu = act() == ActivationKind::Relu;
+  // y for relu' (null: dy already is dL/dz, Model::hand_off_relus)
+  const float* relu_y = masked_dy_ ? nullptr : y_->data();
   const std::size_t parts = static_cast<std::size_t>(std::max(1, get_num_threads()));
   // Without columns to hold (the direct kernel gradient, and dx direct or not needed), chunks are
   // whole images, sized by their dz.
@@ -567,8 +567,8 @@ void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs
         const std::size_t la = (l1 - l0) * p / parts, le = (l1 - l0) * (p + 1) / parts;
         const std::size_t a = la * OW, e = le * OW;
         if (fuse)
-          relu_grad_rows(relu, masked_dy_ ? nullptr : y_->data() + r0 * F, dyc, dz_buf, db ? db_part_.data() + p * F : nullptr,
-                         a, e, F);
+          relu_grad_rows(relu, relu_y ? relu_y + r0 * F : nullptr, dyc, dz_buf,
+                         db ? db_part_.data() + p * F : nullptr, a, e, F);
         else if (db)
           relu_grad_rows(false, nullptr, dz, nullptr, db_part_.data() + p * F, a, e, F);
         if (direct_dw && la < le)
@@ -610,9 +610,9 @@ void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, fl
   const std::size_t F = filters_, K = geom_.patch(), OW = geom_.w.out;
   const std::size_t total = chunks == 0 ? 0 : x_->shape()[0] * geom_.lines();
   const bool relu = act() == ActivationKind::Relu;
+  const float* relu_y = masked_dy_ ? nullptr : y_->data();  // null: dy already is dL/dz
   const float* W = params_->value(kernel_id_);
   const float* x = x_->data();
-  const float* y = y_->data();
   if (need_w) dW_part_.assign(parts * K * F, 0.f);
   if (db) db_part_.assign(parts * F, 0.f);
   const bool direct_dx = dx && direct_input_gradient();
@@ -633,8 +633,8 @@ void Convolution::backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, fl
           const std::size_t l0 = c * step, l1 = std::min(total, l0 + step);
           const std::size_t r0 = l0 * OW, rows = (l1 - l0) * OW;
           const float* dyc = dy.data() + r0 * F;
-          relu_grad_rows(relu, masked_dy_ ? nullptr : y + r0 * F, dyc, dz_buf, db ? db_part_.data() + p * F : nullptr, 0,
-                         rows, F);
+          relu_grad_rows(relu, relu_y ? relu_y + r0 * F : nullptr, dyc, dz_buf,
+                         db ? db_part_.data() + p * F : nullptr, 0, rows, F);
           const float* dz = relu ? dz_buf : dyc;
           if (need_w && direct_dw) {
             direct_conv_kernel_gradient(geom_, x, dz, F, l0, l1, dW_part_.data() + p * K * F);

@@ -24,8 +24,9 @@
 namespace signcore {
 
 // An output gradient given as the scatter of a smaller one, as a MaxPooling's backward would
-// write it: for each sample n and each of its `out` values o, dy[n * in + at[n * out + o]] += g[n * out + o];
-// every other value of dy is 0. `at` includes the channel: at % C == o % C.
+// write it: for each sample n and each of its `out` values o,
+//   dy[n * in + at[n * out + o]] += g[n * out + o],
+// every other value of dy being 0. `at` includes the channel: at % C == o % C.
 // `values` (optional): the pooled values themselves, max of (x - mean) * scale + shift, which give
 // x - mean at the maxima without gathering x.
 // When the windows tile each image from its top-left corner without overlapping (stride = pool
@@ -71,7 +72,6 @@ class BatchNormalization : public Layer {
   // then computes the statistics and the per-channel map y = (x - mean) * scale + shift but writes
   // no y. The map's three (C,) vectors are valid after each forward.
   void defer_output(bool on) { defer_output_ = on; }
-  bool output_deferred() const { return defer_output_; }
   const float* map_mean() const { return mean_f_.data(); }
   const float* map_scale() const { return scale_c_.data(); }
   const float* map_shift() const { return shift_c_.data(); }
@@ -99,14 +99,14 @@ class BatchNormalization : public Layer {
   double mask_count_ = 0;         // sum of the mask weights over rows, + 1e-7
   std::vector<double> mean_;    // (C,) the mean used by the last forward
   std::vector<double> invstd_;  // (C,) 1 / sqrt(var + epsilon) used by the last forward
+  std::vector<float> mean_f_, scale_c_, shift_c_;  // (C,): y = (x - mean_f) * scale_c + shift_c
+  bool defer_output_ = false;  // fusion: the reading pooling applies the map
+  bool relu_input_ = false;    // relu hand-off: backward also applies x > 0
+  std::vector<double> partial_;  // (blocks, 2C) scratch for blocked sums
+
   void add_param_grads(const std::vector<double>& s1, const std::vector<double>& s2, bool dgamma, bool dbeta);
   void dx_coefficients(const std::vector<double>& s1, const std::vector<double>& s2, std::size_t M,
                        std::vector<float>& a, std::vector<float>& b, std::vector<float>& k) const;
-
-  std::vector<float> mean_f_, scale_c_, shift_c_;  // (C,): y = (x - mean_f) * scale_c + shift_c
-  bool defer_output_ = false;
-  bool relu_input_ = false;
-  std::vector<double> partial_;           // (blocks, 2C) scratch for blocked sums
 };
 
 }  // namespace signcore

@@ -31,7 +31,6 @@ class Convolution : public Layer {
   json get_config() const override;
   // Takes over an Activation layer's activation when this layer has none of its own.
   bool fuse_activation(const Layer* activation) override;
-  bool relu_output() const override;
   bool receive_relu_masked_gradient(bool on) override;
 
   std::size_t rank() const { return rank_; }

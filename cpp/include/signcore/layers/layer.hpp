@@ -93,8 +93,7 @@ class Layer {
   virtual bool fuse_normalization(const Layer* batch_norm) { return false; }
   // Relu hand-off (Model::build): a layer whose output is relu(z) and whose only reader applies the
   // relu's derivative itself (a BatchNormalization, which holds that output as its input) is told
-  // so, and then takes its output gradient as dL/dz. A layer that cannot returns false.
-  virtual bool relu_output() const { return false; }
+  // so, and then takes its output gradient as dL/dz. A layer without a relu output returns false.
   virtual bool receive_relu_masked_gradient(bool on) { return false; }
 
   // Keras's `input_shape=` argument on a first layer (per sample, no batch axis).
