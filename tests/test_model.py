@@ -171,6 +171,29 @@ def test_dropout_and_shuffle_follow_the_seed():
         assert np.array_equal(wa, wb)
 
 
+def test_dropout_passes_its_input_through_in_inference_and_drops_in_training():
+    """Inference forwards skip Dropout layers (Model::find_inference_identities): on the model's
+    input, between layers and as the model's output, predictions are the plain layers' NumPy
+    result; training steps still drop (the training loss differs from the inference one)."""
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(6, 4)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    x = rng.normal(size=(32, 6)).astype(np.float32)
+    y = rng.normal(size=(32, 4)).astype(np.float32)
+    only = signcore.Sequential([layers.Input((6,)), layers.Dropout(0.5)])
+    np.testing.assert_array_equal(only.predict_on_batch(x), x)
+    m = signcore.Sequential([layers.Input((6,)), layers.Dropout(0.5), layers.Dropout(0.2),
+                             layers.Dense(4), layers.Dropout(0.3)])
+    m.compile(optimizer=signcore.optimizers.SGD(0.0), loss="mse")
+    m.set_weights([w, b])
+    expected = x @ w + b
+    np.testing.assert_allclose(m.predict_on_batch(x), expected, rtol=1e-5, atol=1e-6)
+    inference_loss = float(np.mean((expected - y) ** 2))
+    np.testing.assert_allclose(m.test_on_batch(x, y), inference_loss, rtol=1e-5)
+    assert abs(m.train_on_batch(x, y) - inference_loss) > 1e-3 * inference_loss
+    np.testing.assert_allclose(m.predict_on_batch(x), expected, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------
 # Callbacks and learning rate
 

@@ -424,3 +424,118 @@ def test_dropout_broadcast_masks(noise_shape, shape):
     np.testing.assert_allclose(y, np.where(keep, x * np.float32(2), 0), rtol=1e-6, atol=0)
     dy = np.random.default_rng(2).normal(size=x.shape).astype(np.float32)
     np.testing.assert_allclose(h.backward(dy)[0], np.where(keep, dy * np.float32(2), 0), rtol=1e-6, atol=0)
+
+
+# ----- Convolution + MaxPooling in one inference pass (Model::fuse_poolings) ----------------------
+
+def _conv_pool_model(fuse, conv_kw, pool_kw, input_shape, separate_relu=False, batch_norm=False):
+    """Input -> Conv2D(**conv_kw) [-> Activation("relu")] [-> BatchNormalization] -> MaxPooling2D
+    -> Flatten -> Dense(3), built with the pooling fusion on or off, from fixed random weights
+    (gammas of both signs, moving statistics away from 0 and 1)."""
+    old = _core._fuse_poolings()
+    try:
+        _core._set_fuse_poolings(fuse)
+        stack = [layers.Input(input_shape), layers.Conv2D(**conv_kw)]
+        if separate_relu:
+            stack.append(layers.Activation("relu"))
+        if batch_norm:
+            stack.append(layers.BatchNormalization())
+        stack += [layers.MaxPooling2D(**pool_kw), layers.Flatten(), layers.Dense(3)]
+        model = signcore.models.Sequential(stack)
+        model.compile(optimizer=signcore.optimizers.SGD(0.05), loss="mse")
+        model.build((None,) + input_shape)
+    finally:
+        _core._set_fuse_poolings(old)
+    rng = np.random.default_rng(8)
+    weights = [rng.normal(scale=0.4, size=w.shape).astype(np.float32) for w in model.get_weights()]
+    if batch_norm:
+        f = conv_kw["filters"]
+        weights[2] = rng.choice([-1.0, 1.0], f).astype(np.float32) * rng.uniform(0.3, 1.5, f).astype(np.float32)
+        weights[5] = rng.uniform(0.3, 2.0, f).astype(np.float32)  # moving variance
+    model.set_weights(weights)
+    return model
+
+
+# (conv arguments, pool arguments, input shape, separate Activation, BatchNormalization, fused)
+CONV_POOLS = {
+    # odd output: the last line and column of the convolution belong to no window
+    "2x2_odd": (dict(filters=16, kernel_size=3, padding="same", activation="relu"), dict(pool_size=2),
+                (9, 11, 3), False, False, True),
+    # "same" pooling: the last windows are cut short; 8 filters (the narrower kernel block)
+    "2x2_same_cut": (dict(filters=8, kernel_size=3, activation="relu"), dict(pool_size=2, padding="same"),
+                     (10, 13, 5), False, False, True),
+    # a relu of its own, windows 3 x 2, dilation, 24 filters
+    "3x2_dilated_activation": (dict(filters=24, kernel_size=(3, 2), dilation_rate=2), dict(pool_size=(3, 2)),
+                               (14, 9, 4), True, False, True),
+    # no activation (negative values reach the pooling), stride-2 convolution
+    "linear_strided": (dict(filters=16, kernel_size=3, strides=2, padding="same"), dict(pool_size=2),
+                       (12, 12, 8), False, False, True),
+    # conv -> BatchNormalization -> pool: the normalisation's inference map in between
+    "batch_norm": (dict(filters=16, kernel_size=3, padding="same", activation="relu"), dict(pool_size=2),
+                   (9, 10, 3), False, True, True),
+    # not fused: overlapping windows, 6 filters (no direct kernel)
+    "overlapping": (dict(filters=16, kernel_size=3, activation="relu"), dict(pool_size=3, strides=2),
+                    (11, 11, 3), False, False, False),
+    "six_filters": (dict(filters=6, kernel_size=3, activation="relu"), dict(pool_size=2),
+                    (8, 8, 3), False, False, False),
+}
+
+
+@pytest.mark.parametrize("case", list(CONV_POOLS))
+def test_convolution_computes_the_max_pooling_after_it_in_inference(case):
+    """In inference a convolution computes the MaxPooling that alone reads its output (directly,
+    through an Activation or through a BatchNormalization), never writing its output
+    (Model::fuse_poolings): predictions equal the unfused model's bit for bit, with windows that
+    drop or cut the last lines, without an activation and with moving statistics; training steps in between use every
+    layer as before; profile() names the layers a convolution computes; configurations it cannot
+    run stay unfused and equal."""
+    conv_kw, pool_kw, shape, relu, bn, expect_fused = CONV_POOLS[case]
+    fused = _conv_pool_model(True, conv_kw, pool_kw, shape, relu, bn)
+    plain = _conv_pool_model(False, conv_kw, pool_kw, shape, relu, bn)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5,) + shape).astype(np.float32)
+    y = rng.normal(size=(5, 3)).astype(np.float32)
+    for _ in range(2):  # predict, train (moving statistics and weights change), predict again
+        a, b = fused.predict_on_batch(x), plain.predict_on_batch(x)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-6)
+    for wa, wb in zip(fused.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(fused.evaluate(x, y, verbose=0), plain.evaluate(x, y, verbose=0))
+
+    conv = fused.layers[0].name
+    inner = [l.name for l in fused.layers[1:-2] if l.__class__.__name__ != "Activation"]
+    expected = {name: conv for name in inner} if expect_fused else {}
+    assert fused.profile(x, None, steps=1, print_table=False)["computed_in"] == expected
+    assert fused.profile(x, y, steps=1, print_table=False)["computed_in"] == {}
+    assert plain.profile(x, None, steps=1, print_table=False)["computed_in"] == {}
+
+
+@pytest.mark.torch
+def test_convolution_with_pooling_in_inference_matches_torch():
+    """The fused inference pass against PyTorch: relu convolution, 2 x 2 pooling of an odd-sized
+    output (the last line and column dropped)."""
+    conv_kw, pool_kw, shape, *_ = CONV_POOLS["2x2_odd"]
+    model = _conv_pool_model(True, conv_kw, pool_kw, shape)
+    x = np.random.default_rng(2).normal(size=(4,) + shape).astype(np.float32)
+    k, cb, dw, db = (torch.tensor(w) for w in model.get_weights())
+    t = torch.relu(F.conv2d(torch.tensor(x).permute(0, 3, 1, 2), k.permute(3, 2, 0, 1), cb, padding=1))
+    t = F.max_pool2d(t, 2)
+    expected = t.permute(0, 2, 3, 1).reshape(len(x), -1) @ dw + db
+    np.testing.assert_allclose(model.predict_on_batch(x), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_convolution_with_pooling_follows_the_direct_kernel_switch():
+    """Switching the direct kernel off after build leaves the chain to the layers one by one
+    (can_pool_into is asked at every forward): the same predictions."""
+    conv_kw, pool_kw, shape, *_ = CONV_POOLS["2x2_odd"]
+    model = _conv_pool_model(True, conv_kw, pool_kw, shape)
+    x = np.random.default_rng(3).normal(size=(3,) + shape).astype(np.float32)
+    fused = model.predict_on_batch(x)
+    assert model.profile(x, None, steps=1, print_table=False)["computed_in"]
+    _core._set_conv_direct(False)
+    try:
+        assert model.profile(x, None, steps=1, print_table=False)["computed_in"] == {}
+        np.testing.assert_allclose(model.predict_on_batch(x), fused, rtol=1e-5, atol=1e-5)
+    finally:
+        _core._set_conv_direct(True)

@@ -143,6 +143,10 @@ void bind_model(py::module_& m) {
         "Whether models built from now on apply a BatchNormalization inside the MaxPooling that alone reads it.");
   m.def("_set_fuse_normalizations", &Model::set_fuse_normalizations, py::arg("on"),
         "Switch that fusion for models built from now on (process-wide; tests and benchmarks).");
+  m.def("_fuse_poolings", &Model::fuse_poolings_enabled,
+        "Whether models built from now on run a convolution and the MaxPooling after it as one pass in inference.");
+  m.def("_set_fuse_poolings", &Model::set_fuse_poolings, py::arg("on"),
+        "Switch that fusion for models built from now on (process-wide; tests and benchmarks).");
   m.def("layer_output_shape", [](Layer& layer, const std::vector<Shape>& shapes) { return layer.compute_output_shape(shapes); },
         py::arg("layer"), py::arg("input_shapes"),
         "Per-sample output shape of `layer` for these per-sample input shapes, without building it.");
@@ -377,11 +381,13 @@ void bind_model(py::module_& m) {
              py::list layers;
              for (std::size_t i = 0; i < p.forward.size(); ++i) {
                const int into = self.fused_into(i), by = self.normalization_applied_by(i);
+               const int pooled = yv ? -1 : self.pooled_in(i);  // inference forwards only
                layers.append(py::make_tuple(self.node_layer(i).name(), self.node_layer(i).class_name(),
                                             p.forward[i], p.backward[i],
                                             into < 0 ? py::none() : py::cast(self.node_layer(into).name()),
                                             by < 0 ? py::none() : py::cast(self.node_layer(by).name()),
-                                            self.applies_relu_derivative(i)));
+                                            self.applies_relu_derivative(i),
+                                            pooled < 0 ? py::none() : py::cast(self.node_layer(pooled).name())));
              }
              py::dict out;
              out["layers"] = layers;

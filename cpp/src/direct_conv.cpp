@@ -105,15 +105,15 @@ void remainder(std::size_t r, const ConvGeometry& g, const float* x, const float
   }
 }
 
-// A whole line with 8V filters per block: P pixels at a time, then the rest. Wp: the kernel
-// packed as (F / 8V, kd kh kw, C, 8V), so each filter block's kernel is one contiguous stream.
+// A whole line l with 8V filters per block, written at y_line: P pixels at a time, then the rest.
+// Wp: the kernel packed as (F / 8V, kd kh kw, C, 8V), so each filter block's kernel is one
+// contiguous stream.
 template <int P, int V>
 void line(const ConvGeometry& g, const float* x, const float* Wp, const float* b, bool relu,
-          std::size_t F, std::size_t l, const float* zeros, float* y) {
+          std::size_t F, std::size_t l, const float* zeros, float* y_line) {
   const std::size_t per_sample = g.lines(), n = l / per_sample, r = l % per_sample;
   const std::size_t od = r / g.h.out, oh = r % g.h.out, OW = g.w.out;
   const std::size_t block_size = g.patch() * 8 * V;
-  float* y_line = y + l * OW * F;
   for (std::size_t f0 = 0; f0 < F; f0 += 8 * V) {
     const float* wp = Wp + (f0 / (8 * V)) * block_size;
     std::size_t ow = 0;
@@ -216,11 +216,12 @@ void direct_conv_lines(const ConvGeometry& g, const float* x, const float* W, co
   thread_local std::vector<float> zeros;  // one input row's worth of padding
   if (zeros.size() < g.channels) zeros.assign(g.channels, 0.f);
   for (std::size_t l = l0; l < l1; ++l) {
+    float* y_line = y + (l - l0) * g.w.out * F;
     // 12 accumulators + the kernel vectors + one broadcast fit AVX2's 16 registers: 6 pixels x
     // 16 filters, or 12 x 8. (3 x 32 needs 17, and the compiler then re-loads the kernel for
     // every FMA: measured 30% slower.)
-    if (block_width(F) == 16) line<6, 2>(g, x, W, b, relu, F, l, zeros.data(), y);
-    else line<12, 1>(g, x, W, b, relu, F, l, zeros.data(), y);
+    if (block_width(F) == 16) line<6, 2>(g, x, W, b, relu, F, l, zeros.data(), y_line);
+    else line<12, 1>(g, x, W, b, relu, F, l, zeros.data(), y_line);
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "signcore/errors.hpp"
 #include "signcore/layers/batch_norm.hpp"
+#include "signcore/layers/conv2d.hpp"
 #include "signcore/layers/pooling.hpp"
 #include "signcore/parallel.hpp"
 #include "signcore/random.hpp"
@@ -105,6 +106,8 @@ void Model::build() {
   fuse_activations();
   fuse_normalizations();
   hand_off_relus();
+  fuse_poolings();
+  find_inference_identities();
   built_ = true;
 }
 
@@ -144,11 +147,13 @@ void Model::fuse_activations() {
 }
 
 namespace {
-std::atomic<bool> g_fuse_normalizations{true};
+std::atomic<bool> g_fuse_normalizations{true}, g_fuse_poolings{true};
 }  // namespace
 
 void Model::set_fuse_normalizations(bool on) { g_fuse_normalizations = on; }
 bool Model::fuse_normalizations_enabled() { return g_fuse_normalizations; }
+void Model::set_fuse_poolings(bool on) { g_fuse_poolings = on; }
+bool Model::fuse_poolings_enabled() { return g_fuse_poolings; }
 
 // A BatchNormalization whose output only a MaxPooling reads, with no mask on either and neither
 // the model's output, leaves its per-channel map to the pooling (Layer::fuse_normalization): the
@@ -203,6 +208,63 @@ void Model::hand_off_relus() {
   }
 }
 
+// Seed 001's CIFAR-10 model pools two of its convolutions directly; the ASL and emotion models
+// pool three convolutions through a BatchNormalization. In inference the pooling then costs no
+// pass of its own, and the convolution's output, four times the pooled size, is never written.
+void Model::fuse_poolings() {
+  const std::size_t n = nodes_.size();
+  pool_conv_.assign(n, -1);
+  pool_chain_.assign(n, -1);
+  if (!g_fuse_poolings) return;
+  const std::vector<int> readers = reader_counts();
+  for (std::size_t j = 0; j < n; ++j) {
+    auto* pool = dynamic_cast<MaxPooling*>(nodes_[j].layer.get());
+    if (!pool || fused_[j] || nodes_[j].inputs.size() != 1 || in_mask_[j] != kNoMask) continue;
+    const int bn = reads_from_[j];  // a BatchNormalization that j applies, or -1
+    const int c = bn >= 0 ? nodes_[bn].inputs[0] : nodes_[j].inputs[0];
+    if (c < 0 || readers[c] != 1 || c == output_ || bn == output_) continue;
+    const int p = alias_[c];  // the convolution, when node c is an Activation it applies
+    if ((p != c && readers[p] != 1) || p == output_ || nodes_[p].inputs.size() != 1) continue;
+    if (in_mask_[p] != kNoMask || out_mask_[p] != kNoMask || out_mask_[c] != kNoMask) continue;
+    auto* conv = dynamic_cast<Convolution*>(nodes_[p].layer.get());
+    if (!conv || !conv->can_pool_into(*pool)) continue;
+    pool_conv_[j] = p;
+    for (int i : {p, bn, static_cast<int>(j)})
+      if (i >= 0) pool_chain_[i] = static_cast<int>(j);
+  }
+}
+
+void Model::find_inference_identities() {
+  const std::size_t n = nodes_.size();
+  inference_source_.resize(n);
+  std::vector<char> mask_source(n, 0);  // outputs read as mask values stay computed
+  for (std::size_t i = 0; i < n; ++i)
+    for (int m : {in_mask_[i], out_mask_[i]})
+      if (m >= 0 && static_cast<std::size_t>(m) < n) mask_source[m] = 1;
+  for (std::size_t i = 0; i < n; ++i) {  // nodes come after their inputs
+    const Node& node = nodes_[i];
+    inference_source_[i] = static_cast<int>(i);
+    if (!node.layer->identity_in_inference() || node.inputs.size() != 1 || mask_source[i] ||
+        fused_[i] || applied_by_[i] >= 0 || pool_chain_[i] >= 0)
+      continue;
+    const int ref = node.inputs[0];
+    inference_source_[i] = ref >= 0 ? inference_source_[ref] : ref;
+  }
+}
+
+bool Model::pools_in_convolution(int j, bool training) const {
+  // can_pool_into again: the direct-kernel switch may have changed since build().
+  return !training && pool_conv_[j] >= 0 &&
+         static_cast<const Convolution&>(*nodes_[pool_conv_[j]].layer)
+             .can_pool_into(static_cast<const Pooling&>(*nodes_[j].layer));
+}
+
+int Model::pooled_in(std::size_t i) const {
+  if (i >= pool_chain_.size() || pool_chain_[i] < 0) return -1;
+  const int j = pool_chain_[i], p = pool_conv_[j];
+  return static_cast<int>(i) != p && pools_in_convolution(j, false) ? p : -1;
+}
+
 void Model::detach_layers() {
   for (auto& node : nodes_) {
     node.layer->fuse_activation(nullptr);
@@ -219,6 +281,9 @@ void Model::detach_layers() {
   reads_from_.clear();
   applied_by_.clear();
   relu_handoff_.clear();
+  inference_source_.clear();
+  pool_conv_.clear();
+  pool_chain_.clear();
   nodes_.clear();
   inputs_.clear();
   params_ = Parameters();
@@ -263,13 +328,33 @@ const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training)
   Context ctx;
   ctx.training = training;
   ctx.rng = &global_rng();
+  // The value of reference ref (a node, or model input -1 - k) in this forward.
+  auto value = [&](int ref) -> const Tensor& {
+    if (ref >= 0 && !training) ref = inference_source_[ref];
+    return ref >= 0 ? outs_[alias_[ref]] : *x[-1 - ref];
+  };
   std::vector<const Tensor*> in;
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     if (fused_[i]) continue;  // applied by its producer
+    if (!training && inference_source_[i] != static_cast<int>(i)) continue;  // its input passes
+    if (const int j = pool_chain_[i]; j >= 0 && pools_in_convolution(j, training)) {
+      // A convolution + pooling chain (fuse_poolings()): the pooling node runs it all.
+      if (static_cast<int>(i) != j) continue;
+      const int p = pool_conv_[j], bn = reads_from_[j], ref = nodes_[p].inputs[0];
+      const ChannelMap map =
+          bn >= 0 ? dynamic_cast<BatchNormalization&>(*nodes_[bn].layer).inference_map() : ChannelMap{};
+      const auto t0 = std::chrono::steady_clock::now();
+      static_cast<Convolution&>(*nodes_[p].layer)
+          .forward_pooled(value(ref),
+                          static_cast<const Pooling&>(*nodes_[j].layer), bn >= 0 ? &map : nullptr,
+                          outs_[j]);
+      if (profiling_) profiling_->forward[p] += seconds_since(t0);
+      continue;
+    }
     in.clear();
     // A pooling that applies a BatchNormalization reads that node's input (fuse_normalizations()).
     const auto& refs = reads_from_[i] >= 0 ? nodes_[reads_from_[i]].inputs : nodes_[i].inputs;
-    for (int ref : refs) in.push_back(ref >= 0 ? &outs_[alias_[ref]] : x[-1 - ref]);
+    for (int ref : refs) in.push_back(&value(ref));
     ctx.mask = resolve_mask(in_mask_[i], x);
     Layer& layer = *nodes_[i].layer;
     const auto t0 = std::chrono::steady_clock::now();
@@ -277,7 +362,7 @@ const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training)
     layer.forward(in, outs_[i], ctx);
     if (profiling_) profiling_->forward[i] += seconds_since(t0);
   }
-  return outs_[alias_[output_]];
+  return value(output_);
 }
 
 const Tensor* Model::resolve_mask(int src, const std::vector<const Tensor*>& x) const {

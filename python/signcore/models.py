@@ -566,8 +566,11 @@ class Model:
         layer: MaxPooling layer}: normalisations that the pooling reading them applies on the fly
         (their rows time the statistics only); "relu_derivative_in", the BatchNormalization layers
         that also apply the derivative of the relu before them, so that the layer producing it
-        skips that pass. With print_table (the default) it also prints them as a table, with each
-        layer's share of the step.
+        skips that pass; "computed_in", {layer: convolution} (prediction profiles only): the
+        MaxPooling layers, and the BatchNormalization layers between, that a convolution computes
+        in its own inference pass, never writing its full-size output (their time is in its row;
+        Dropout layers, which pass their input through in inference, read 0 there). With print_table (the default) it also prints them as a table, with each layer's share of
+        the step.
         """
         steps = int(steps)
         if steps < 1:
@@ -579,18 +582,20 @@ class Model:
         ys = self._targets(y, xs[0].shape[0]) if y is not None else None
         raw = self._core.profile(xs, ys, steps)
         rows = [(name, kind, f * 1e3, b * 1e3) for name, kind, f, b, *_ in raw["layers"]]
-        fused = {name: into for name, _, _, _, into, _, _ in raw["layers"] if into is not None}
-        normalized_in = {name: by for name, _, _, _, _, by, _ in raw["layers"] if by is not None}
-        relu_in = [name for name, *_, relu in raw["layers"] if relu]
+        fused = {name: into for name, _, _, _, into, _, _, _ in raw["layers"] if into is not None}
+        normalized_in = {name: by for name, _, _, _, _, by, _, _ in raw["layers"] if by is not None}
+        relu_in = [name for name, *_, relu, _ in raw["layers"] if relu]
+        computed_in = {name: conv for name, *_, conv in raw["layers"] if conv is not None}
         result = {"layers": rows, "loss_ms": raw["loss"] * 1e3, "optimizer_ms": raw["optimizer"] * 1e3,
                   "total_ms": raw["total"] * 1e3, "fused": fused, "normalized_in": normalized_in,
-                  "relu_derivative_in": relu_in}
+                  "relu_derivative_in": relu_in, "computed_in": computed_in}
         if print_table:
             total = result["total_ms"] or 1.0
             print(f"{'layer (type)':<38}{'forward ms':>12}{'backward ms':>13}{'share':>8}")
             for name, kind, f, b in rows:
-                if name in fused:
-                    print(f"{(name + ' (' + kind + ')')[:37]:<38}{'in ' + fused[name]:>33}")
+                if name in fused or name in computed_in:
+                    into = fused.get(name) or computed_in[name]
+                    print(f"{(name + ' (' + kind + ')')[:37]:<38}{'in ' + into:>33}")
                 else:
                     print(f"{(name + ' (' + kind + ')')[:37]:<38}{f:>12.2f}{b:>13.2f}{(f + b) / total:>8.0%}"
                           + (f"  (applied in {normalized_in[name]})" if name in normalized_in else ""))

@@ -42,8 +42,9 @@ void direct_conv_pack(const ConvGeometry& g, const float* W, std::size_t filters
 
 // Output lines [line_begin, line_end) of the whole batch (as in im2col.hpp: line l is sample
 // l / lines(), line l % lines() within it): y rows = conv(x) + b, then max(., 0) when relu.
-// x: (N, D, H, W, C); W: the kernel packed by direct_conv_pack; b: (F,) or null;
-// y: (N, OD, OH, OW, F). Serial: the caller splits the lines between threads.
+// x: (N, D, H, W, C); W: the kernel packed by direct_conv_pack; b: (F,) or null; y: the rows of
+// those lines only ((line_end - line_begin) OW rows of F: a slice of the (N, OD, OH, OW, F) output,
+// or a buffer of its own). Serial: the caller splits the lines between threads.
 void direct_conv_lines(const ConvGeometry& g, const float* x, const float* W, const float* b,
                        bool relu, std::size_t filters, std::size_t line_begin,
                        std::size_t line_end, float* y);

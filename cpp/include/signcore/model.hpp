@@ -136,6 +136,13 @@ class Model {
   int normalization_applied_by(std::size_t i) const { return i < applied_by_.size() ? applied_by_[i] : -1; }
   // Whether node i's BatchNormalization applies its producer's relu derivative (hand_off_relus()).
   bool applies_relu_derivative(std::size_t i) const { return i < relu_handoff_.size() && relu_handoff_[i]; }
+  // Whether models built from now on run a convolution and the max pooling after it as one pass in
+  // inference (fuse_poolings(); on by default). Process-wide; tests and benchmarks compare.
+  static void set_fuse_poolings(bool on);
+  static bool fuse_poolings_enabled();
+  // The convolution node whose inference forward computes node i (a pooling, or a
+  // BatchNormalization between the two) when such a forward runs now (fuse_poolings()), or -1.
+  int pooled_in(std::size_t i) const;
 
   // Lowest-level steps, public for tests and for callbacks that drive training themselves.
   const Tensor& forward(const std::vector<const Tensor*>& x, bool training);
@@ -186,6 +193,22 @@ class Model {
   // (hand_off_relus()).
   std::vector<char> relu_handoff_;
   void hand_off_relus();
+  // inference_source_[i]: the reference (a node, or a model input as -1 - k) whose value node i's
+  // output equals in an inference forward: i itself, or for a layer that is the identity in
+  // inference (Dropout) and whose output is no mask, its input's source. Inference forwards skip
+  // those nodes instead of copying (find_inference_identities()).
+  std::vector<int> inference_source_;
+  void find_inference_identities();
+  // Convolution + pooling fusion (build(): fuse_poolings()), for inference forwards only (a
+  // training forward keeps every output for backward): a MaxPooling node j whose input is the
+  // output of a convolution that only it reads (directly, through an Activation the convolution
+  // applies, or through a BatchNormalization that j applies) is computed by the convolution's
+  // forward_pooled, and the nodes between are skipped. pool_conv_[j] = the convolution's node;
+  // pool_chain_[i] = j for every node i of such a chain (the convolution, the normalisation, j).
+  std::vector<int> pool_conv_, pool_chain_;
+  void fuse_poolings();
+  // Whether the chain ending at pooling node j runs fused in a forward with this `training`.
+  bool pools_in_convolution(int j, bool training) const;
   const Tensor* resolve_mask(int src, const std::vector<const Tensor*>& x) const;
 
   OptimizerPtr optimizer_;

@@ -146,6 +146,27 @@ Shape BatchNormalization::build(const std::vector<Shape>& input_shapes, Paramete
   return in;
 }
 
+void BatchNormalization::set_map() {
+  const float* gamma = scale_ ? params_->value(gamma_id_) : nullptr;
+  const float* beta = center_ ? params_->value(beta_id_) : nullptr;
+  for (std::size_t c = 0; c < channels_; ++c) {
+    mean_f_[c] = static_cast<float>(mean_[c]);
+    scale_c_[c] = static_cast<float>((gamma ? gamma[c] : 1.0) * invstd_[c]);
+    shift_c_[c] = beta ? beta[c] : 0.f;
+  }
+}
+
+ChannelMap BatchNormalization::inference_map() {
+  const float* moving_mean = params_->value(mean_id_);
+  const float* moving_var = params_->value(var_id_);
+  for (std::size_t c = 0; c < channels_; ++c) {
+    mean_[c] = moving_mean[c];
+    invstd_[c] = 1.0 / std::sqrt(static_cast<double>(moving_var[c]) + epsilon_);
+  }
+  set_map();
+  return map();
+}
+
 // x: (N, ..., C) -> y: (N, ..., C), viewed as M = N * ... rows of C.
 void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
@@ -232,21 +253,12 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tenso
       moving_mean[c] = static_cast<float>(moving_mean[c] * mom + mean * (1.0 - mom));
       moving_var[c] = static_cast<float>(moving_var[c] * mom + var * (1.0 - mom));
     }
+    set_map();
   } else {
-    for (std::size_t c = 0; c < C; ++c) {
-      mean_[c] = moving_mean[c];
-      invstd_[c] = 1.0 / std::sqrt(static_cast<double>(moving_var[c]) + epsilon_);
-    }
+    inference_map();
   }
 
   // Pass 2: y = (x - mean) * (gamma * invstd) + beta
-  const float* gamma = scale_ ? params_->value(gamma_id_) : nullptr;
-  const float* beta = center_ ? params_->value(beta_id_) : nullptr;
-  for (std::size_t c = 0; c < C; ++c) {
-    mean_f_[c] = static_cast<float>(mean_[c]);
-    scale_c_[c] = static_cast<float>((gamma ? gamma[c] : 1.0) * invstd_[c]);
-    shift_c_[c] = beta ? beta[c] : 0.f;
-  }
   if (defer_output_) return;  // the reading pooling layer applies the map
   const float* mf = mean_f_.data();
   const float* sc = scale_c_.data();

@@ -67,6 +67,7 @@
 #include "signcore/errors.hpp"
 #include "signcore/initializers.hpp"
 #include "signcore/layers/activation.hpp"
+#include "signcore/layers/pooling.hpp"
 #include "signcore/parallel.hpp"
 
 namespace signcore {
@@ -388,14 +389,18 @@ bool Convolution::direct_kernel_gradient() const {
          direct_conv_supported(geom_, filters_);
 }
 
-// x: (N, [D,] H, W, C) -> y: (N, [OD,] OH, OW, F)
-void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
-  const Tensor& x = *inputs[0];
+std::size_t Convolution::check_input(const Tensor& x) const {
   const Shape xs = shape_of(x);
   if (xs.empty() || xs != with_batch(xs[0], in_shape_))
     fail<ValueError>("Layer '", name_, "' (", class_name(), ") expects inputs of shape ",
                      shape_str(in_shape_).replace(1, 4, "N"), ". Received: shape=", shape_str(xs, false));
-  const std::size_t N = xs[0], F = filters_, K = geom_.patch(), OW = geom_.w.out;
+  return xs[0];
+}
+
+// x: (N, [D,] H, W, C) -> y: (N, [OD,] OH, OW, F)
+void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
+  const Tensor& x = *inputs[0];
+  const std::size_t N = check_input(x), F = filters_, K = geom_.patch(), OW = geom_.w.out;
   const Shape ys = with_batch(N, output_shape_);
   ensure_shape(y, ys);
   x_ = &x;
@@ -419,7 +424,7 @@ void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, c
     float* packed = grow(scratch().dz, K * F);  // dz is free during forward
     direct_conv_pack(geom_, W, F, packed);
     parallel_for(total, 1, [&](std::size_t l0, std::size_t l1) {
-      direct_conv_lines(geom_, x.data(), packed, b, relu, F, l0, l1, yp);
+      direct_conv_lines(geom_, x.data(), packed, b, relu, F, l0, l1, yp + l0 * OW * F);
     });
     return;
   }
@@ -472,6 +477,74 @@ void Convolution::forward(const std::vector<const Tensor*>& inputs, Tensor& y, c
   }
   if (pending_rows)
     bias_activation(act(), b, yp + pending_r0 * F, yp + pending_r0 * F, pending_rows, F);
+}
+
+bool Convolution::can_pool_into(const Pooling& pool) const {
+  if (rank_ != 2 || pool.rank() != 2 || !direct() || !fusible(act()) || geom_.is_pointwise() ||
+      !direct_conv_supported(geom_, filters_))
+    return false;
+  for (std::size_t a = 1; a < 3; ++a) {
+    const PoolAxis& ax = pool.axis(a);
+    if (ax.stride != ax.size || ax.pad_before != 0) return false;
+  }
+  return true;
+}
+
+namespace {
+struct NoMap {
+  float operator()(float v, std::size_t) const { return v; }
+};
+
+// pooled[c] = the maximum of map(v) over the cells of a window, v = lines + (h OW + w) F, h in
+// [0, rows), w in [w0, w1), in window order; a NaN replaces the running maximum and stays
+// (MaxPooling's rule).
+template <class Map>
+void pool_window(const float* lines, std::size_t rows, std::size_t OW, std::size_t w0, std::size_t w1,
+                 std::size_t F, const Map& map, float* pooled) {
+  for (std::size_t f = 0; f < F; ++f) pooled[f] = map(lines[w0 * F + f], f);
+  for (std::size_t h = 0; h < rows; ++h)
+    for (std::size_t w = h == 0 ? w0 + 1 : w0; w < w1; ++w) {
+      const float* v = lines + (h * OW + w) * F;
+      for (std::size_t f = 0; f < F; ++f) {
+        const float m = map(v[f], f);
+        pooled[f] = m > pooled[f] || m != m ? m : pooled[f];
+      }
+    }
+}
+}  // namespace
+
+void Convolution::forward_pooled(const Tensor& x, const Pooling& pool, const ChannelMap* map,
+                                 Tensor& pooled) {
+  if (!can_pool_into(pool))
+    fail<StateError>("Layer '", name_, "' (", class_name(), ") cannot compute pooling '",
+                     pool.name(), "' in its forward");
+  const std::size_t N = check_input(x), F = filters_, K = geom_.patch();
+  const std::size_t OH = geom_.h.out, OW = geom_.w.out;
+  const PoolAxis &ph = pool.axis(1), &pw = pool.axis(2);
+  if (ph.in != OH || pw.in != OW || pool.output_shape().back() != F)
+    fail<ValueError>("Layer '", pool.name(), "' does not pool the output of layer '", name_, "'");
+  ensure_shape(pooled, Shape{N, ph.out, pw.out, F});
+  x_ = y_ = nullptr;  // no backward after an inference forward
+  if (N == 0) return;
+  const float* b = use_bias_ ? params_->value(bias_id_) : nullptr;
+  float* packed = grow(scratch().dz, K * F);
+  direct_conv_pack(geom_, params_->value(kernel_id_), F, packed);
+  const bool relu = act() == ActivationKind::Relu;
+  parallel_for(N * ph.out, 1, [&](std::size_t r0, std::size_t r1) {
+    float* lines = grow(scratch().cols[0], ph.size * OW * F);  // this thread's
+    for (std::size_t r = r0; r < r1; ++r) {
+      // Row r of windows: output lines [h0, h1) of sample n (the last row may be cut short).
+      const std::size_t n = r / ph.out, h0 = r % ph.out * ph.stride;
+      const std::size_t rows = std::min(h0 + ph.size, OH) - h0;
+      direct_conv_lines(geom_, x.data(), packed, b, relu, F, n * OH + h0, n * OH + h0 + rows, lines);
+      float* out = pooled.data() + r * pw.out * F;
+      for (std::size_t j = 0; j < pw.out; ++j) {
+        const std::size_t w0 = j * pw.stride, w1 = std::min(w0 + pw.size, OW);
+        if (map) pool_window(lines, rows, OW, w0, w1, F, *map, out + j * F);
+        else pool_window(lines, rows, OW, w0, w1, F, NoMap(), out + j * F);
+      }
+    }
+  });
 }
 
 void Convolution::backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) {

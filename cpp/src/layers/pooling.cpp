@@ -239,12 +239,7 @@ std::size_t window_floats(const PoolAxis (&ax)[3], std::size_t C) {
   return ax[2].out * C * ax[0].size * ax[1].size * ax[2].size;
 }
 
-// A BatchNormalization's per-channel map applied on the fly (MaxPooling::fuse_normalization):
-// v -> (v - mean) * scale + shift, the very expression BatchNormalization::forward writes.
-struct ChannelMap {
-  const float *mean, *scale, *shift;
-  float operator()(float v, std::size_t c) const { return (v - mean[c]) * scale[c] + shift[c]; }
-};
+// No map: the values themselves (ChannelMap, batch_norm.hpp, is the other map).
 struct Identity {
   float operator()(float v, std::size_t) const { return v; }
 };
@@ -305,7 +300,7 @@ bool MaxPooling::fuse_normalization(const Layer* batch_norm) {
 // The maxima (and, with am, where they came from) of x, or of the fused normalisation's map of x.
 void MaxPooling::pool(std::size_t N, const float* x, float* y, std::int32_t* am) const {
   if (norm_) {
-    const ChannelMap map{norm_->map_mean(), norm_->map_scale(), norm_->map_shift()};
+    const ChannelMap map = norm_->map();
     if (am) max_pool_kernel<true>(ax_, N, channels_, x, y, am, map);
     else max_pool_kernel<false>(ax_, N, channels_, x, y, nullptr, map);
   } else if (am) {

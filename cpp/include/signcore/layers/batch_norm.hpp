@@ -44,6 +44,13 @@ struct ScatteredGradient {
   } tile;
 };
 
+// A BatchNormalization's per-channel map v -> (v - mean) * scale + shift, the very expression its
+// forward writes, for a layer that applies it on the fly (the fusions of model.hpp).
+struct ChannelMap {
+  const float *mean, *scale, *shift;  // (C,) each
+  float operator()(float v, std::size_t c) const { return (v - mean[c]) * scale[c] + shift[c]; }
+};
+
 class BatchNormalization : public Layer {
  public:
   // ValueError unless axis is -1 (or the last axis, checked in build), 0 <= momentum <= 1,
@@ -75,6 +82,11 @@ class BatchNormalization : public Layer {
   const float* map_mean() const { return mean_f_.data(); }
   const float* map_scale() const { return scale_c_.data(); }
   const float* map_shift() const { return shift_c_.data(); }
+  ChannelMap map() const { return {mean_f_.data(), scale_c_.data(), shift_c_.data()}; }
+  // The inference map (moving statistics), computed without an input: for an inference forward
+  // that a convolution runs with this normalisation and the pooling after it (model.hpp).
+  // Backward may not follow.
+  ChannelMap inference_map();
   // Relu hand-off (layer.hpp): the input is the relu output of a layer that takes this layer's dx
   // as its dL/dz, so backward also applies the relu's derivative, x > 0.
   void apply_relu_derivative(bool on) { relu_input_ = on; }
@@ -104,6 +116,8 @@ class BatchNormalization : public Layer {
   bool relu_input_ = false;    // relu hand-off: backward also applies x > 0
   std::vector<double> partial_;  // (blocks, 2C) scratch for blocked sums
 
+  // mean_f_, scale_c_, shift_c_ from mean_ and invstd_.
+  void set_map();
   void add_param_grads(const std::vector<double>& s1, const std::vector<double>& s2, bool dgamma, bool dbeta);
   void dx_coefficients(const std::vector<double>& s1, const std::vector<double>& s2, std::size_t M,
                        std::vector<float>& a, std::vector<float>& b, std::vector<float>& k) const;

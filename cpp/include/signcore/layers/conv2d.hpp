@@ -19,6 +19,9 @@
 
 namespace signcore {
 
+class Pooling;
+struct ChannelMap;
+
 // The shared engine of Conv2D (rank 2) and Conv3D (rank 3).
 class Convolution : public Layer {
  public:
@@ -32,6 +35,19 @@ class Convolution : public Layer {
   // Takes over an Activation layer's activation when this layer has none of its own.
   bool fuse_activation(const Layer* activation) override;
   bool receive_relu_masked_gradient(bool on) override;
+
+  // Convolution + pooling fusion for inference (Model::fuse_poolings, model.hpp). Whether
+  // forward_pooled can run this layer with the max pooling `pool` reading its output: a 2-D
+  // convolution on the direct kernel (relu or linear) and pooling windows that tile the output
+  // from its top-left corner (strides = pool size, no padding before them). Reads the process-wide
+  // switches, so it can change between calls.
+  bool can_pool_into(const Pooling& pool) const;
+  // An inference forward that writes only the window maxima of map(output) into `pooled` (the
+  // pooling's output, (N, H', W', F)): each thread computes the output lines of one row of windows
+  // into a buffer that stays in cache and pools them there, so the full-size output is never
+  // written nor read back. map: the inference map of a BatchNormalization between the two, or null.
+  // The same values as forward, the normalisation and the pooling in turn. Backward may not follow.
+  void forward_pooled(const Tensor& x, const Pooling& pool, const ChannelMap* map, Tensor& pooled);
 
   std::size_t rank() const { return rank_; }
   std::size_t filters() const { return filters_; }
@@ -97,6 +113,8 @@ class Convolution : public Layer {
   // Whether the kernel gradient runs directly (direct_conv.hpp): F a multiple of 8 on an AVX2 build,
   // and the direct kernel switched on.
   bool direct_kernel_gradient() const;
+  // Checks x against the built input shape (N, [D,] H, W, C) and returns N.
+  std::size_t check_input(const Tensor& x) const;
   void backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
                           bool direct_dw, std::size_t parts, std::size_t step, std::size_t chunks);
 

@@ -50,6 +50,7 @@ class Dropout : public Layer {
   std::string class_name() const override { return "Dropout"; }
   // Element-wise, so a sequence mask passes through unchanged (as Keras).
   MaskMode mask_mode() const override { return MaskMode::PassThrough; }
+  bool identity_in_inference() const override { return true; }
   Shape build(const std::vector<Shape>& input_shapes, Parameters& params) override;
   void forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& dy, const std::vector<Tensor*>& dinputs) override;

@@ -95,6 +95,9 @@ class Layer {
   // relu's derivative itself (a BatchNormalization, which holds that output as its input) is told
   // so, and then takes its output gradient as dL/dz. A layer without a relu output returns false.
   virtual bool receive_relu_masked_gradient(bool on) { return false; }
+  // Whether an inference forward returns the (single) input unchanged (Dropout): the model then
+  // skips the layer in inference and its readers take the input itself (Model::build).
+  virtual bool identity_in_inference() const { return false; }
 
   // Keras's `input_shape=` argument on a first layer (per sample, no batch axis).
   std::optional<Shape> input_shape_hint;

@@ -67,6 +67,8 @@ class Pooling : public Layer {
   std::size_t stride_h() const { return strides_[1]; }
   std::size_t stride_w() const { return strides_[2]; }
   const std::string& padding() const { return padding_; }
+  // The built geometry along axis a: 0 depth (one plane for rank 2), 1 height, 2 width.
+  const PoolAxis& axis(std::size_t a) const { return ax_[a]; }
 
  protected:
   // Parses the (Keras 3) config keys shared by the pooling layers of one rank.
