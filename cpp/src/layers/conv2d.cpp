@@ -491,10 +491,6 @@ bool Convolution::can_pool_into(const Pooling& pool) const {
 }
 
 namespace {
-struct NoMap {
-  float operator()(float v, std::size_t) const { return v; }
-};
-
 // pooled[c] = the maximum of map(v) over the cells of a window, v = lines + (h OW + w) F, h in
 // [0, rows), w in [w0, w1), in window order; a NaN replaces the running maximum and stays
 // (MaxPooling's rule).
@@ -541,7 +537,7 @@ void Convolution::forward_pooled(const Tensor& x, const Pooling& pool, const Cha
       for (std::size_t j = 0; j < pw.out; ++j) {
         const std::size_t w0 = j * pw.stride, w1 = std::min(w0 + pw.size, OW);
         if (map) pool_window(lines, rows, OW, w0, w1, F, *map, out + j * F);
-        else pool_window(lines, rows, OW, w0, w1, F, NoMap(), out + j * F);
+        else pool_window(lines, rows, OW, w0, w1, F, IdentityMap(), out + j * F);
       }
     }
   });

@@ -239,15 +239,11 @@ std::size_t window_floats(const PoolAxis (&ax)[3], std::size_t C) {
   return ax[2].out * C * ax[0].size * ax[1].size * ax[2].size;
 }
 
-// No map: the values themselves (ChannelMap, batch_norm.hpp, is the other map).
-struct Identity {
-  float operator()(float v, std::size_t) const { return v; }
-};
 
 // x: (N, D, H, W, C) -> y: (N, D', H', W', C), the maximum of map(x) over each window; with
 // kArgmax, am (N, D', H', W', C) gets the offset of each maximum within its sample. Strictly
 // greater keeps the first maximum; a NaN replaces it and stays. One task per output line (n, od, oh).
-template <bool kArgmax, class Map = Identity>
+template <bool kArgmax, class Map = IdentityMap>
 void max_pool_kernel(const PoolAxis (&ax)[3], std::size_t N, std::size_t C, const float* xd, float* yd,
                      std::int32_t* am, Map map = Map()) {
   const std::size_t H = ax[1].in, W = ax[2].in, in_size = ax[0].in * H * W * C;

@@ -50,6 +50,10 @@ struct ChannelMap {
   const float *mean, *scale, *shift;  // (C,) each
   float operator()(float v, std::size_t c) const { return (v - mean[c]) * scale[c] + shift[c]; }
 };
+// No map: the values themselves, where a ChannelMap could stand.
+struct IdentityMap {
+  float operator()(float v, std::size_t) const { return v; }
+};
 
 class BatchNormalization : public Layer {
  public:
