@@ -431,7 +431,8 @@ def test_dropout_broadcast_masks(noise_shape, shape):
 def _conv_pool_model(fuse, conv_kw, pool_kw, input_shape, separate_relu=False, batch_norm=False):
     """Input -> Conv2D(**conv_kw) [-> Activation("relu")] [-> BatchNormalization] -> MaxPooling2D
     -> Flatten -> Dense(3), built with the pooling fusion on or off, from fixed random weights
-    (gammas of both signs, moving statistics away from 0 and 1)."""
+    (gammas of both signs and one 0, moving statistics away from 0 and 1; batch_norm="frozen":
+    a BatchNormalization with trainable=False)."""
     old = _core._fuse_poolings()
     try:
         _core._set_fuse_poolings(fuse)
@@ -442,7 +443,7 @@ def _conv_pool_model(fuse, conv_kw, pool_kw, input_shape, separate_relu=False, b
             stack.append(layers.BatchNormalization())
         stack += [layers.MaxPooling2D(**pool_kw), layers.Flatten(), layers.Dense(3)]
         model = signcore.models.Sequential(stack)
-        model.compile(optimizer=signcore.optimizers.SGD(0.05), loss="mse")
+        model.compile(optimizer=signcore.optimizers.SGD(0.005), loss="mse")
         model.build((None,) + input_shape)
     finally:
         _core._set_fuse_poolings(old)
@@ -451,8 +452,12 @@ def _conv_pool_model(fuse, conv_kw, pool_kw, input_shape, separate_relu=False, b
     if batch_norm:
         f = conv_kw["filters"]
         weights[2] = rng.choice([-1.0, 1.0], f).astype(np.float32) * rng.uniform(0.3, 1.5, f).astype(np.float32)
+        weights[2][1] = 0.0  # the map is constant: every cell ties, the first one takes the gradient
         weights[5] = rng.uniform(0.3, 2.0, f).astype(np.float32)  # moving variance
     model.set_weights(weights)
+    if batch_norm == "frozen":
+        next(l for l in model.layers if isinstance(l, layers.BatchNormalization)).trainable = False
+        model.compile(optimizer=signcore.optimizers.SGD(0.005), loss="mse")
     return model
 
 
@@ -473,6 +478,9 @@ CONV_POOLS = {
     # conv -> BatchNormalization -> pool: the normalisation's inference map in between
     "batch_norm": (dict(filters=16, kernel_size=3, padding="same", activation="relu"), dict(pool_size=2),
                    (9, 10, 3), False, True, True),
+    # the same with the normalisation frozen (its moving statistics in training too)
+    "batch_norm_frozen": (dict(filters=16, kernel_size=3, padding="same", activation="relu"), dict(pool_size=2),
+                          (9, 10, 3), False, "frozen", True),
     # not fused: overlapping windows, 6 filters (no direct kernel)
     "overlapping": (dict(filters=16, kernel_size=3, activation="relu"), dict(pool_size=3, strides=2),
                     (11, 11, 3), False, False, False),
@@ -483,25 +491,31 @@ CONV_POOLS = {
 
 @pytest.mark.parametrize("case", list(CONV_POOLS))
 def test_convolution_computes_the_max_pooling_after_it_in_inference(case):
-    """In inference a convolution computes the MaxPooling that alone reads its output (directly,
-    through an Activation or through a BatchNormalization), never writing its output
-    (Model::fuse_poolings): predictions equal the unfused model's bit for bit, with windows that
-    drop or cut the last lines, without an activation and with moving statistics; training steps in between use every
-    layer as before; profile() names the layers a convolution computes; configurations it cannot
-    run stay unfused and equal."""
+    """A convolution computes the MaxPooling that alone reads its output (directly, through an
+    Activation or through a BatchNormalization; Model::fuse_poolings): in inference never writing
+    its output, in training with the window maxima and the normalisation's statistics taken while
+    its lines are in cache. Predictions, losses, weights and moving statistics equal the unfused
+    model's, with windows that drop or cut the last lines (whose lines still count in the
+    statistics), no activation, gammas of both signs and 0, a frozen normalisation; profile() names
+    the layers a convolution computes in inference; configurations it cannot run stay unfused."""
     conv_kw, pool_kw, shape, relu, bn, expect_fused = CONV_POOLS[case]
     fused = _conv_pool_model(True, conv_kw, pool_kw, shape, relu, bn)
     plain = _conv_pool_model(False, conv_kw, pool_kw, shape, relu, bn)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(5,) + shape).astype(np.float32)
     y = rng.normal(size=(5, 3)).astype(np.float32)
-    for _ in range(2):  # predict, train (moving statistics and weights change), predict again
-        a, b = fused.predict_on_batch(x), plain.predict_on_batch(x)
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-6)
+    # Bit for bit, except that a training step with a BatchNormalization sums its statistics in
+    # another order (line by line in the convolution, shifted by the moving mean): float rounding
+    # (about 1e-7 after one step), which the steps amplify.
+    same = np.testing.assert_array_equal if not bn else \
+        (lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-4))
+    np.testing.assert_array_equal(fused.predict_on_batch(x), plain.predict_on_batch(x))
+    for _ in range(2):  # train (weights and moving statistics change), predict
+        np.testing.assert_allclose(fused.train_on_batch(x, y), plain.train_on_batch(x, y), rtol=1e-5)
+        same(fused.predict_on_batch(x), plain.predict_on_batch(x))
     for wa, wb in zip(fused.get_weights(), plain.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
-    np.testing.assert_array_equal(fused.evaluate(x, y, verbose=0), plain.evaluate(x, y, verbose=0))
+        same(wa, wb)
+    same(fused.evaluate(x, y, verbose=0), plain.evaluate(x, y, verbose=0))
 
     conv = fused.layers[0].name
     inner = [l.name for l in fused.layers[1:-2] if l.__class__.__name__ != "Activation"]

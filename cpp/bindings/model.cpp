@@ -144,7 +144,7 @@ void bind_model(py::module_& m) {
   m.def("_set_fuse_normalizations", &Model::set_fuse_normalizations, py::arg("on"),
         "Switch that fusion for models built from now on (process-wide; tests and benchmarks).");
   m.def("_fuse_poolings", &Model::fuse_poolings_enabled,
-        "Whether models built from now on run a convolution and the MaxPooling after it as one pass in inference.");
+        "Whether models built from now on let a convolution compute the MaxPooling after it.");
   m.def("_set_fuse_poolings", &Model::set_fuse_poolings, py::arg("on"),
         "Switch that fusion for models built from now on (process-wide; tests and benchmarks).");
   m.def("layer_output_shape", [](Layer& layer, const std::vector<Shape>& shapes) { return layer.compute_output_shape(shapes); },

@@ -2,6 +2,7 @@
 #include "signcore/direct_conv.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -200,6 +201,63 @@ void gradient_tap(const Run* runs, std::size_t n_runs, std::size_t x_step, std::
 
 }  // namespace
 
+void direct_conv_window_extremes(const float* lines, std::size_t rows, std::size_t h0, std::size_t OW,
+                                 std::size_t w0, std::size_t w1, std::size_t F, const float* sign,
+                                 float* values, std::int32_t* at) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (std::size_t f0 = 0; f0 < F; f0 += 8) {
+    const __m256 s = _mm256_loadu_ps(sign + f0);
+    __m256 best_v = _mm256_loadu_ps(lines + w0 * F + f0);
+    __m256 best_t = _mm256_mul_ps(s, best_v);
+    __m256i best_at =
+        _mm256_add_epi32(lane, _mm256_set1_epi32(static_cast<int>((h0 * OW + w0) * F + f0)));
+    for (std::size_t h = 0; h < rows; ++h)
+      for (std::size_t w = h == 0 ? w0 + 1 : w0; w < w1; ++w) {
+        const __m256 v = _mm256_loadu_ps(lines + (h * OW + w) * F + f0);
+        const __m256 t = _mm256_mul_ps(s, v);
+        // t > best, or t is a NaN (MaxPooling's rule: a NaN takes over and stays)
+        const __m256 take =
+            _mm256_or_ps(_mm256_cmp_ps(t, best_t, _CMP_GT_OQ), _mm256_cmp_ps(t, t, _CMP_UNORD_Q));
+        best_t = _mm256_blendv_ps(best_t, t, take);
+        best_v = _mm256_blendv_ps(best_v, v, take);
+        const int off = static_cast<int>(((h0 + h) * OW + w) * F + f0);
+        const __m256 at_here = _mm256_castsi256_ps(_mm256_add_epi32(lane, _mm256_set1_epi32(off)));
+        best_at = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(best_at), at_here, take));
+      }
+    _mm256_storeu_ps(values + f0, best_v);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(at + f0), best_at);
+  }
+}
+
+void direct_conv_line_sums(const float* y, std::size_t pixels, std::size_t F, const float* shift,
+                           double* sums) {
+  for (std::size_t f0 = 0; f0 < F; f0 += 8) {
+    const __m256 k = _mm256_loadu_ps(shift + f0);
+    // Four independent pairs of accumulators: one add per pixel would wait on the last.
+    __m256 a1[4], a2[4];
+    for (int u = 0; u < 4; ++u) a1[u] = a2[u] = _mm256_setzero_ps();
+    std::size_t p = 0;
+    for (; p + 4 <= pixels; p += 4)
+      for (int u = 0; u < 4; ++u) {
+        const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(y + (p + u) * F + f0), k);
+        a1[u] = _mm256_add_ps(a1[u], d);
+        a2[u] = _mm256_fmadd_ps(d, d, a2[u]);
+      }
+    for (; p < pixels; ++p) {
+      const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(y + p * F + f0), k);
+      a1[0] = _mm256_add_ps(a1[0], d);
+      a2[0] = _mm256_fmadd_ps(d, d, a2[0]);
+    }
+    alignas(32) float t1[8], t2[8];
+    _mm256_store_ps(t1, _mm256_add_ps(_mm256_add_ps(a1[0], a1[1]), _mm256_add_ps(a1[2], a1[3])));
+    _mm256_store_ps(t2, _mm256_add_ps(_mm256_add_ps(a2[0], a2[1]), _mm256_add_ps(a2[2], a2[3])));
+    for (int i = 0; i < 8; ++i) {
+      sums[f0 + i] = t1[i];
+      sums[F + f0 + i] = t2[i];
+    }
+  }
+}
+
 bool direct_conv_supported(const ConvGeometry& g, std::size_t filters) {
   return filters > 0 && filters % 8 == 0 && g.channels > 0;
 }
@@ -321,6 +379,9 @@ void direct_conv_pack_transposed(const ConvGeometry& g, const float* W, std::siz
 #else  // no AVX2 + FMA: callers keep im2col + SGEMM
 
 bool direct_conv_supported(const ConvGeometry&, std::size_t) { return false; }
+void direct_conv_window_extremes(const float*, std::size_t, std::size_t, std::size_t, std::size_t,
+                                 std::size_t, std::size_t, const float*, float*, std::int32_t*) {}
+void direct_conv_line_sums(const float*, std::size_t, std::size_t, const float*, double*) {}
 void direct_conv_pack(const ConvGeometry&, const float*, std::size_t, float*) {}
 void direct_conv_lines(const ConvGeometry&, const float*, const float*, const float*, bool,
                        std::size_t, std::size_t, std::size_t, float*) {}

@@ -210,7 +210,8 @@ void Model::hand_off_relus() {
 
 // Seed 001's CIFAR-10 model pools two of its convolutions directly; the ASL and emotion models
 // pool three convolutions through a BatchNormalization. In inference the pooling then costs no
-// pass of its own, and the convolution's output, four times the pooled size, is never written.
+// pass of its own, and the convolution's output, four times the pooled size, is never written; in
+// training neither the normalisation's statistics nor the pooling read that output again.
 void Model::fuse_poolings() {
   const std::size_t n = nodes_.size();
   pool_conv_.assign(n, -1);
@@ -257,6 +258,51 @@ bool Model::pools_in_convolution(int j, bool training) const {
   return !training && pool_conv_[j] >= 0 &&
          static_cast<const Convolution&>(*nodes_[pool_conv_[j]].layer)
              .can_pool_into(static_cast<const Pooling&>(*nodes_[j].layer));
+}
+
+bool Model::trains_in_convolution(int j) const {
+  if (pool_conv_[j] < 0) return false;
+  return static_cast<const Convolution&>(*nodes_[pool_conv_[j]].layer)
+      .can_pool_into(static_cast<const Pooling&>(*nodes_[j].layer));
+}
+
+// Node i of the chain ending at pooling node j, in a training forward: the convolution writes its
+// output and, while each row of windows is in cache, the window maxima (in the sign of the
+// normalisation's gamma) and the line sums for the normalisation's statistics; the normalisation
+// then takes its statistics from those sums and the pooling maps the maxima in place. Neither
+// reads the convolution's output again.
+template <class Value>
+void Model::forward_training_chain(int i, int j, const Value& value, const Context& ctx) {
+  const int p = pool_conv_[j], bn = reads_from_[j];
+  auto& conv = static_cast<Convolution&>(*nodes_[p].layer);
+  auto& pool = static_cast<MaxPooling&>(*nodes_[j].layer);
+  auto* norm = bn >= 0 ? &static_cast<BatchNormalization&>(*nodes_[bn].layer) : nullptr;
+  const bool batch_stats = norm && norm->uses_batch_statistics(true);
+  if (i == p) {
+    const Tensor& x = value(nodes_[p].inputs[0]);
+    const std::size_t N = x.dimension() > 0 ? x.shape()[0] : 0;
+    Convolution::PooledTraining out;
+    out.at = pool.prepare_training(N, outs_[j]);
+    out.values = outs_[j].data();
+    if (norm) {
+      const auto stats = norm->prepare_fused_statistics(batch_stats ? N * conv.output_shape()[0] : 0);
+      out.sign = stats.sign;
+      if (batch_stats) {
+        out.shift = stats.shift;
+        out.sums = stats.sums;
+      }
+    }
+    conv.forward_pooled_training(x, outs_[p], pool, out);
+  } else if (i == bn) {
+    if (batch_stats) {
+      norm->forward_from_sums(outs_[p]);
+    } else {  // frozen: the moving statistics' map, no pass over its input
+      const std::vector<const Tensor*> in{&outs_[p]};
+      norm->forward(in, outs_[bn], ctx);
+    }
+  } else {
+    pool.finish_training(outs_[p], outs_[j]);
+  }
 }
 
 int Model::pooled_in(std::size_t i) const {
@@ -337,6 +383,12 @@ const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training)
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     if (fused_[i]) continue;  // applied by its producer
     if (!training && inference_source_[i] != static_cast<int>(i)) continue;  // its input passes
+    if (const int j = pool_chain_[i]; j >= 0 && training && trains_in_convolution(j)) {
+      const auto t0 = std::chrono::steady_clock::now();
+      forward_training_chain(static_cast<int>(i), j, value, ctx);
+      if (profiling_) profiling_->forward[i] += seconds_since(t0);
+      continue;
+    }
     if (const int j = pool_chain_[i]; j >= 0 && pools_in_convolution(j, training)) {
       // A convolution + pooling chain (fuse_poolings()): the pooling node runs it all.
       if (static_cast<int>(i) != j) continue;

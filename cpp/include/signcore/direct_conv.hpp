@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "signcore/im2col.hpp"
 
@@ -57,6 +58,19 @@ void direct_conv_lines(const ConvGeometry& g, const float* x, const float* W, co
 void direct_conv_kernel_gradient(const ConvGeometry& g, const float* x, const float* dz,
                                  std::size_t filters, std::size_t line_begin, std::size_t line_end,
                                  float* dW);
+
+// Epilogues for Convolution::forward_pooled_training, on output lines still in cache (F a multiple
+// of 8, as for direct_conv_lines). Window extremes: over the window [0, rows) x [w0, w1) of
+// `lines` (rows of OW F floats, output line h0 first), per channel f the cell whose v maximises
+// sign[f] v, first in window order, a NaN taking over (MaxPooling's rule); values[f] = its v,
+// at[f] = its offset within the sample, ((h0 + h) OW + w) F + f.
+void direct_conv_window_extremes(const float* lines, std::size_t rows, std::size_t h0, std::size_t OW,
+                                 std::size_t w0, std::size_t w1, std::size_t F, const float* sign,
+                                 float* values, std::int32_t* at);
+// Line sums: sums[f] = sum over the `pixels` rows of y of (v - shift[f]), sums[F + f] = the sum
+// of the squares (accumulated in float along the line, stored in double).
+void direct_conv_line_sums(const float* y, std::size_t pixels, std::size_t F, const float* shift,
+                           double* sums);
 
 // The geometry of that input-gradient convolution for the stride-1 convolution g with F filters:
 // input dz (OD, OH, OW, F), output (D, H, W), same kernel and dilation.

@@ -136,8 +136,8 @@ class Model {
   int normalization_applied_by(std::size_t i) const { return i < applied_by_.size() ? applied_by_[i] : -1; }
   // Whether node i's BatchNormalization applies its producer's relu derivative (hand_off_relus()).
   bool applies_relu_derivative(std::size_t i) const { return i < relu_handoff_.size() && relu_handoff_[i]; }
-  // Whether models built from now on run a convolution and the max pooling after it as one pass in
-  // inference (fuse_poolings(); on by default). Process-wide; tests and benchmarks compare.
+  // Whether models built from now on let a convolution compute the max pooling after it
+  // (fuse_poolings(); on by default). Process-wide; tests and benchmarks compare.
   static void set_fuse_poolings(bool on);
   static bool fuse_poolings_enabled();
   // The convolution node whose inference forward computes node i (a pooling, or a
@@ -199,16 +199,21 @@ class Model {
   // those nodes instead of copying (find_inference_identities()).
   std::vector<int> inference_source_;
   void find_inference_identities();
-  // Convolution + pooling fusion (build(): fuse_poolings()), for inference forwards only (a
-  // training forward keeps every output for backward): a MaxPooling node j whose input is the
-  // output of a convolution that only it reads (directly, through an Activation the convolution
-  // applies, or through a BatchNormalization that j applies) is computed by the convolution's
-  // forward_pooled, and the nodes between are skipped. pool_conv_[j] = the convolution's node;
+  // Convolution + pooling fusion (build(): fuse_poolings()): a MaxPooling node j whose input is
+  // the output of a convolution that only it reads (directly, through an Activation the
+  // convolution applies, or through a BatchNormalization that j applies) is computed by that
+  // convolution. An inference forward runs the chain as the convolution's forward_pooled and skips
+  // the nodes between; a training forward, which keeps the convolution's output for backward, as
+  // forward_pooled_training (forward_training_chain()). pool_conv_[j] = the convolution's node;
   // pool_chain_[i] = j for every node i of such a chain (the convolution, the normalisation, j).
   std::vector<int> pool_conv_, pool_chain_;
   void fuse_poolings();
-  // Whether the chain ending at pooling node j runs fused in a forward with this `training`.
+  // Whether the chain ending at pooling node j runs as forward_pooled in a forward with this
+  // `training` (inference only), and whether a training forward runs it fused.
   bool pools_in_convolution(int j, bool training) const;
+  bool trains_in_convolution(int j) const;
+  template <class Value>
+  void forward_training_chain(int i, int j, const Value& value, const Context& ctx);
   const Tensor* resolve_mask(int src, const std::vector<const Tensor*>& x) const;
 
   OptimizerPtr optimizer_;

@@ -167,6 +167,69 @@ ChannelMap BatchNormalization::inference_map() {
   return map();
 }
 
+// mean, invstd, the moving statistics and the map from the shifted sums s1 = sum (x - shift),
+// s2 = sum (x - shift)^2 over `count` values per channel (with mask_: Keras's masked moments, the
+// sums weighted and count = W + 1e-7):
+//   without a mask: mean = K + s1 / M, var = s2 / M - (s1 / M)^2 (biased);
+//   with one: W = sum of the weights, W' = W + 1e-7, mean = sum w x / W' = (s1 + K W) / W',
+//   var = sum w (x - mean)^2 / W'.
+void BatchNormalization::set_batch_statistics(const std::vector<double>& shift, const std::vector<double>& s1,
+                                              const std::vector<double>& s2, double count) {
+  float* moving_mean = params_->value(mean_id_);
+  float* moving_var = params_->value(var_id_);
+  const std::size_t C = channels_;
+  const double inv_m = 1.0 / count, mom = momentum_;
+  for (std::size_t c = 0; c < C; ++c) {
+    double mean, var;
+    if (mask_) {
+      const double w = count - 1e-7;
+      const double dm = (s1[c] + shift[c] * w) * inv_m - shift[c];  // mean - K
+      mean = shift[c] + dm;
+      var = std::max((s2[c] - 2.0 * dm * s1[c] + dm * dm * w) * inv_m, 0.0);
+    } else {
+      const double dm = s1[c] * inv_m;
+      mean = shift[c] + dm;
+      var = std::max(s2[c] * inv_m - dm * dm, 0.0);
+    }
+    mean_[c] = mean;
+    invstd_[c] = 1.0 / std::sqrt(var + epsilon_);
+    moving_mean[c] = static_cast<float>(moving_mean[c] * mom + mean * (1.0 - mom));
+    moving_var[c] = static_cast<float>(moving_var[c] * mom + var * (1.0 - mom));
+  }
+  set_map();
+}
+
+BatchNormalization::FusedStatistics BatchNormalization::prepare_fused_statistics(std::size_t lines) {
+  const float* gamma = scale_ ? params_->value(gamma_id_) : nullptr;
+  const float* moving_mean = params_->value(mean_id_);
+  fused_shift_.assign(moving_mean, moving_mean + channels_);
+  fused_sign_.resize(channels_);
+  for (std::size_t c = 0; c < channels_; ++c)
+    fused_sign_[c] = !gamma || gamma[c] > 0.f ? 1.f : gamma[c] < 0.f ? -1.f : 0.f;
+  fused_sums_.resize(2 * channels_ * lines);
+  return {fused_sign_.data(), fused_shift_.data(), fused_sums_.data()};
+}
+
+void BatchNormalization::forward_from_sums(const Tensor& x) {
+  const std::size_t C = channels_, lines = fused_sums_.size() / (2 * C);
+  if (x.size() == 0 || x.dimension() < 2 || x.shape().back() != C || lines == 0 || (x.size() / C) % lines != 0)
+    fail<ValueError>("Layer '", name_, "' (BatchNormalization): the fused statistics do not match ",
+                     "an input of shape ", shape_str(shape_of(x), false));
+  x_ = &x;
+  batch_stats_ = true;
+  mask_ = nullptr;
+  // Line by line in order: the same sums on any thread count.
+  std::vector<double> shift(fused_shift_.begin(), fused_shift_.end()), s1(C, 0.0), s2(C, 0.0);
+  for (std::size_t l = 0; l < lines; ++l) {
+    const double* a = fused_sums_.data() + l * 2 * C;
+    for (std::size_t c = 0; c < C; ++c) {
+      s1[c] += a[c];
+      s2[c] += a[C + c];
+    }
+  }
+  set_batch_statistics(shift, s1, s2, static_cast<double>(x.size() / C));
+}
+
 // x: (N, ..., C) -> y: (N, ..., C), viewed as M = N * ... rows of C.
 void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tensor& y, const Context& ctx) {
   const Tensor& x = *inputs[0];
@@ -195,8 +258,6 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tenso
   }
   if (M == 0) return;
 
-  float* moving_mean = params_->value(mean_id_);
-  float* moving_var = params_->value(var_id_);
   if (batch_stats_) {
     // Pass 1: shifted sums (shift = the first row, so a large mean does not cost precision),
     // weighted by the mask when there is one.
@@ -225,9 +286,6 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tenso
                              }
                            }
                          });
-    // Without a mask: mean = K + s1 / M, var = s2 / M - (s1 / M)^2 (biased).
-    // With one (Keras's masked moments): W = sum of the weights, W' = W + 1e-7,
-    //   mean = sum w x / W' = (s1 + K W) / W',  var = sum w (x - mean)^2 / W'.
     double count = static_cast<double>(M);
     if (mask_) {
       double w = 0.0;
@@ -235,25 +293,7 @@ void BatchNormalization::forward(const std::vector<const Tensor*>& inputs, Tenso
       count = w * static_cast<double>(G) + 1e-7;
       mask_count_ = count;
     }
-    const double inv_m = 1.0 / count, mom = momentum_;
-    for (std::size_t c = 0; c < C; ++c) {
-      double mean, var;
-      if (mask_) {
-        const double w = count - 1e-7;
-        const double dm = (s1[c] + shift[c] * w) * inv_m - shift[c];  // mean - K
-        mean = shift[c] + dm;
-        var = std::max((s2[c] - 2.0 * dm * s1[c] + dm * dm * w) * inv_m, 0.0);
-      } else {
-        const double dm = s1[c] * inv_m;
-        mean = shift[c] + dm;
-        var = std::max(s2[c] * inv_m - dm * dm, 0.0);
-      }
-      mean_[c] = mean;
-      invstd_[c] = 1.0 / std::sqrt(var + epsilon_);
-      moving_mean[c] = static_cast<float>(moving_mean[c] * mom + mean * (1.0 - mom));
-      moving_var[c] = static_cast<float>(moving_var[c] * mom + var * (1.0 - mom));
-    }
-    set_map();
+    set_batch_statistics(shift, s1, s2, count);
   } else {
     inference_map();
   }

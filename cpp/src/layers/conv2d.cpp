@@ -509,35 +509,73 @@ void pool_window(const float* lines, std::size_t rows, std::size_t OW, std::size
 }
 }  // namespace
 
-void Convolution::forward_pooled(const Tensor& x, const Pooling& pool, const ChannelMap* map,
-                                 Tensor& pooled) {
+Convolution::PooledSetup Convolution::pooled_setup(const Tensor& x, const Pooling& pool) {
   if (!can_pool_into(pool))
     fail<StateError>("Layer '", name_, "' (", class_name(), ") cannot compute pooling '",
                      pool.name(), "' in its forward");
-  const std::size_t N = check_input(x), F = filters_, K = geom_.patch();
-  const std::size_t OH = geom_.h.out, OW = geom_.w.out;
-  const PoolAxis &ph = pool.axis(1), &pw = pool.axis(2);
-  if (ph.in != OH || pw.in != OW || pool.output_shape().back() != F)
+  const std::size_t N = check_input(x), F = filters_;
+  if (pool.axis(1).in != geom_.h.out || pool.axis(2).in != geom_.w.out || pool.output_shape().back() != F)
     fail<ValueError>("Layer '", pool.name(), "' does not pool the output of layer '", name_, "'");
+  float* packed = grow(scratch().dz, geom_.patch() * F);  // dz is free during forward
+  direct_conv_pack(geom_, params_->value(kernel_id_), F, packed);
+  return {N, packed, use_bias_ ? params_->value(bias_id_) : nullptr, act() == ActivationKind::Relu};
+}
+
+void Convolution::forward_pooled(const Tensor& x, const Pooling& pool, const ChannelMap* map,
+                                 Tensor& pooled) {
+  const PooledSetup set = pooled_setup(x, pool);
+  const std::size_t N = set.N, F = filters_, OH = geom_.h.out, OW = geom_.w.out;
+  const PoolAxis &ph = pool.axis(1), &pw = pool.axis(2);
   ensure_shape(pooled, Shape{N, ph.out, pw.out, F});
   x_ = y_ = nullptr;  // no backward after an inference forward
-  if (N == 0) return;
-  const float* b = use_bias_ ? params_->value(bias_id_) : nullptr;
-  float* packed = grow(scratch().dz, K * F);
-  direct_conv_pack(geom_, params_->value(kernel_id_), F, packed);
-  const bool relu = act() == ActivationKind::Relu;
   parallel_for(N * ph.out, 1, [&](std::size_t r0, std::size_t r1) {
     float* lines = grow(scratch().cols[0], ph.size * OW * F);  // this thread's
     for (std::size_t r = r0; r < r1; ++r) {
       // Row r of windows: output lines [h0, h1) of sample n (the last row may be cut short).
       const std::size_t n = r / ph.out, h0 = r % ph.out * ph.stride;
       const std::size_t rows = std::min(h0 + ph.size, OH) - h0;
-      direct_conv_lines(geom_, x.data(), packed, b, relu, F, n * OH + h0, n * OH + h0 + rows, lines);
+      direct_conv_lines(geom_, x.data(), set.packed, set.bias, set.relu, F, n * OH + h0,
+                        n * OH + h0 + rows, lines);
       float* out = pooled.data() + r * pw.out * F;
       for (std::size_t j = 0; j < pw.out; ++j) {
         const std::size_t w0 = j * pw.stride, w1 = std::min(w0 + pw.size, OW);
         if (map) pool_window(lines, rows, OW, w0, w1, F, *map, out + j * F);
         else pool_window(lines, rows, OW, w0, w1, F, IdentityMap(), out + j * F);
+      }
+    }
+  });
+}
+
+void Convolution::forward_pooled_training(const Tensor& x, Tensor& y, const Pooling& pool,
+                                          const PooledTraining& out) {
+  const PooledSetup set = pooled_setup(x, pool);
+  const std::size_t N = set.N, F = filters_, OH = geom_.h.out, OW = geom_.w.out;
+  const PoolAxis &ph = pool.axis(1), &pw = pool.axis(2);
+  ensure_shape(y, with_batch(N, output_shape_));
+  x_ = &x;
+  y_ = &y;
+  std::vector<float> ones;
+  if (!out.sign) ones.assign(F, 1.f);
+  const float* sign = out.sign ? out.sign : ones.data();
+  parallel_for(N * ph.out, 1, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) {
+      // Row r of windows: output lines [h0, h0 + rows) of sample n; the sample's last row also
+      // computes the lines below every window (valid pooling of an odd size).
+      const std::size_t n = r / ph.out, i = r % ph.out, h0 = i * ph.stride;
+      const std::size_t rows = std::min(h0 + ph.size, OH) - h0;
+      const std::size_t h1 = i + 1 == ph.out ? OH : h0 + rows;
+      float* lines = y.data() + (n * OH + h0) * OW * F;
+      direct_conv_lines(geom_, x.data(), set.packed, set.bias, set.relu, F, n * OH + h0,
+                        n * OH + h1, lines);
+      if (out.sums)
+        for (std::size_t h = h0; h < h1; ++h)
+          direct_conv_line_sums(lines + (h - h0) * OW * F, OW, F, out.shift,
+                                out.sums + (n * OH + h) * 2 * F);
+      const std::size_t o = r * pw.out * F;
+      for (std::size_t j = 0; j < pw.out; ++j) {
+        const std::size_t w0 = j * pw.stride, w1 = std::min(w0 + pw.size, OW);
+        direct_conv_window_extremes(lines, rows, h0, OW, w0, w1, F, sign, out.values + o + j * F,
+                                    out.at + o + j * F);
       }
     }
   });

@@ -318,6 +318,29 @@ void MaxPooling::forward(const std::vector<const Tensor*>& inputs, Tensor& y, co
   y_ = y.data();
 }
 
+std::int32_t* MaxPooling::prepare_training(std::size_t N, Tensor& y) {
+  ensure_shape(y, out_shape(N));
+  argmax_.resize(y.size());
+  argmax_valid_ = false;
+  return argmax_.data();
+}
+
+void MaxPooling::finish_training(const Tensor& x, Tensor& y) {
+  if (argmax_.size() != y.size()) fail<StateError>("Layer '", name_, "': finish_training without prepare_training");
+  if (norm_) {
+    const ChannelMap map = norm_->map();
+    const std::size_t C = channels_;
+    float* v = y.data();
+    parallel_for(y.size() / C, grain_for(C), [&](std::size_t b, std::size_t e) {
+      for (std::size_t r = b; r < e; ++r)
+        for (std::size_t c = 0; c < C; ++c) v[r * C + c] = map(v[r * C + c], c);
+    });
+  }
+  argmax_valid_ = true;
+  x_ = &x;
+  y_ = y.data();
+}
+
 ScatteredGradient MaxPooling::scattered_gradient(const Tensor& dy) {
   if (!x_) fail<StateError>("Layer '", name_, "' (", class_name(), "): backward called before forward");
   const std::size_t N = shape_of(*x_)[0];

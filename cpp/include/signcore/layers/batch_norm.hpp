@@ -91,6 +91,20 @@ class BatchNormalization : public Layer {
   // that a convolution runs with this normalisation and the pooling after it (model.hpp).
   // Backward may not follow.
   ChannelMap inference_map();
+  // Training statistics computed by the convolution before it (Model::fuse_poolings): the sign of
+  // gamma per channel (the pooling's maxima of the map are the maxima of sign * x), the shift for
+  // the sums (the moving mean) and room for per-line sums (lines, 2C) that
+  // Convolution::forward_pooled_training fills; then forward_from_sums(x) does what a training
+  // forward does, from those sums instead of a pass over x (its output deferred).
+  struct FusedStatistics {
+    const float* sign;
+    const float* shift;
+    double* sums;
+  };
+  FusedStatistics prepare_fused_statistics(std::size_t lines);
+  void forward_from_sums(const Tensor& x);
+  // Whether a forward in this mode normalises with the batch statistics.
+  bool uses_batch_statistics(bool training) const { return training && trainable_; }
   // Relu hand-off (layer.hpp): the input is the relu output of a layer that takes this layer's dx
   // as its dL/dz, so backward also applies the relu's derivative, x > 0.
   void apply_relu_derivative(bool on) { relu_input_ = on; }
@@ -122,6 +136,11 @@ class BatchNormalization : public Layer {
 
   // mean_f_, scale_c_, shift_c_ from mean_ and invstd_.
   void set_map();
+  // mean_, invstd_, the moving statistics and the map from shifted sums over `count` values.
+  void set_batch_statistics(const std::vector<double>& shift, const std::vector<double>& s1,
+                            const std::vector<double>& s2, double count);
+  std::vector<float> fused_sign_, fused_shift_;  // prepare_fused_statistics()
+  std::vector<double> fused_sums_;
   void add_param_grads(const std::vector<double>& s1, const std::vector<double>& s2, bool dgamma, bool dbeta);
   void dx_coefficients(const std::vector<double>& s1, const std::vector<double>& s2, std::size_t M,
                        std::vector<float>& a, std::vector<float>& b, std::vector<float>& k) const;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,21 @@ class Convolution : public Layer {
   // written nor read back. map: the inference map of a BatchNormalization between the two, or null.
   // The same values as forward, the normalisation and the pooling in turn. Backward may not follow.
   void forward_pooled(const Tensor& x, const Pooling& pool, const ChannelMap* map, Tensor& pooled);
+  // The training form (Model::fuse_poolings): a full forward into y (backward needs it), and, while
+  // the output lines of each row of windows are in cache, what the pooling and a BatchNormalization
+  // between would read them again for. Per window and channel f, the cell whose value v is the
+  // maximum of sign[f] v (the first in window order; a NaN wins and stays, as MaxPooling; sign 0:
+  // the first cell): its v into `values` and its offset within the sample, (h OW + w) F + f, into
+  // `at` (both (N, H', W', F)). With `sums`, per output line l and channel f, the sums of
+  // v - shift[f] and of its square into sums[2 F l + f] and sums[2 F l + F + f].
+  struct PooledTraining {
+    const float* sign = nullptr;  // (F,); null: +1 for every channel
+    float* values = nullptr;
+    std::int32_t* at = nullptr;
+    const float* shift = nullptr;  // (F,), with sums
+    double* sums = nullptr;        // (N OH, 2F), or null
+  };
+  void forward_pooled_training(const Tensor& x, Tensor& y, const Pooling& pool, const PooledTraining& out);
 
   std::size_t rank() const { return rank_; }
   std::size_t filters() const { return filters_; }
@@ -115,6 +131,15 @@ class Convolution : public Layer {
   bool direct_kernel_gradient() const;
   // Checks x against the built input shape (N, [D,] H, W, C) and returns N.
   std::size_t check_input(const Tensor& x) const;
+  // The checks and set-up of forward_pooled and forward_pooled_training: N, the kernel packed for
+  // direct_conv_lines (in this thread's scratch), the bias or null, whether relu applies.
+  struct PooledSetup {
+    std::size_t N;
+    const float* packed;
+    const float* bias;
+    bool relu;
+  };
+  PooledSetup pooled_setup(const Tensor& x, const Pooling& pool);
   void backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
                           bool direct_dw, std::size_t parts, std::size_t step, std::size_t chunks);
 

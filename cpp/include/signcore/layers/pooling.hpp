@@ -108,6 +108,13 @@ class MaxPooling : public Pooling {
   // The gradient backward(dy) would write, in scattered form (batch_norm.hpp), for the fused
   // normalisation's own backward. Valid until the next forward.
   ScatteredGradient scattered_gradient(const Tensor& dy);
+  // A training forward that the convolution before it computes (Model::fuse_poolings): y shaped
+  // for N samples and the argmax sized; the convolution then writes the raw window maxima into y
+  // and their offsets into the argmax (Convolution::forward_pooled_training), and
+  // finish_training(x, y) applies the fused normalisation's map to them in place. x: the
+  // pooling's input (the convolution's output), kept for backward.
+  std::int32_t* prepare_training(std::size_t N, Tensor& y);
+  void finish_training(const Tensor& x, Tensor& y);
 
  private:
   void pool(std::size_t N, const float* x, float* y, std::int32_t* am) const;
