@@ -493,8 +493,8 @@ CONV_POOLS = {
 def test_convolution_computes_the_max_pooling_after_it_in_inference(case):
     """A convolution computes the MaxPooling that alone reads its output (directly, through an
     Activation or through a BatchNormalization; Model::fuse_poolings): in inference never writing
-    its output, in training with the window maxima and the normalisation's statistics taken while
-    its lines are in cache. Predictions, losses, weights and moving statistics equal the unfused
+    its output, in training through a BatchNormalization with the window maxima and the
+    normalisation's statistics taken while its lines are in cache. Predictions, losses, weights and moving statistics equal the unfused
     model's, with windows that drop or cut the last lines (whose lines still count in the
     statistics), no activation, gammas of both signs and 0, a frozen normalisation; profile() names
     the layers a convolution computes in inference; configurations it cannot run stay unfused."""

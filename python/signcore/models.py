@@ -569,9 +569,9 @@ class Model:
         skips that pass; "computed_in", {layer: convolution} (prediction profiles only): the
         MaxPooling layers, and the BatchNormalization layers between, that a convolution computes
         in its own inference pass, never writing its full-size output (their time is in its row;
-        Dropout layers, which pass their input through in inference, read 0 there). In training
-        that convolution also takes the window maxima and the normalisation's statistics, so
-        those layers' rows time only what is left (the map on the pooled values). With print_table (the default) it also prints them as a table, with each layer's share of
+        Dropout layers, which pass their input through in inference, read 0 there). In training,
+        through a BatchNormalization, that convolution also takes the window maxima and the
+        normalisation's statistics, so those two rows time only what is left. With print_table (the default) it also prints them as a table, with each layer's share of
         the step.
         """
         steps = int(steps)
