@@ -273,7 +273,12 @@ bool Model::trains_in_convolution(int j) const {
 // BatchNormalization): the convolution writes its output and, while each row of windows is in
 // cache, the window maxima (in the sign of the normalisation's gamma) and the line sums for the
 // normalisation's statistics; the normalisation then takes its statistics from those sums and the
-// pooling maps the maxima in place. Neither reads the convolution's output again.
+// pooling maps the maxima in place. Neither reads the convolution's output again. The map is
+// monotonic in each channel, so the maxima of sign(gamma) x are those of the map; only where the
+// map rounds two different values to the same float can the cell differ (the unfused pooling takes
+// the first of them, this the larger), which moves no value and a gradient by one cell.
+// The statistics are summed in another order (per line, shifted by the moving mean): float
+// rounding against the unfused forward.
 template <class Value>
 void Model::forward_training_chain(int i, int j, const Value& value, const Context& ctx) {
   const int p = pool_conv_[j], bn = reads_from_[j];
