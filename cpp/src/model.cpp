@@ -284,21 +284,19 @@ void Model::forward_training_chain(int i, int j, const Value& value, const Conte
   const int p = pool_conv_[j], bn = reads_from_[j];
   auto& conv = static_cast<Convolution&>(*nodes_[p].layer);
   auto& pool = static_cast<MaxPooling&>(*nodes_[j].layer);
-  auto* norm = bn >= 0 ? &static_cast<BatchNormalization&>(*nodes_[bn].layer) : nullptr;
-  const bool batch_stats = norm && norm->uses_batch_statistics(true);
+  auto* norm = &static_cast<BatchNormalization&>(*nodes_[bn].layer);  // trains_in_convolution
+  const bool batch_stats = norm->trainable();  // a frozen one uses its moving statistics
   if (i == p) {
     const Tensor& x = value(nodes_[p].inputs[0]);
     const std::size_t N = x.dimension() > 0 ? x.shape()[0] : 0;
     Convolution::PooledTraining out;
     out.at = pool.prepare_training(N, outs_[j]);
     out.values = outs_[j].data();
-    if (norm) {
-      const auto stats = norm->prepare_fused_statistics(batch_stats ? N * conv.output_shape()[0] : 0);
-      out.sign = stats.sign;
-      if (batch_stats) {
-        out.shift = stats.shift;
-        out.sums = stats.sums;
-      }
+    const auto stats = norm->prepare_fused_statistics(batch_stats ? N * conv.output_shape()[0] : 0);
+    out.sign = stats.sign;
+    if (batch_stats) {
+      out.shift = stats.shift;
+      out.sums = stats.sums;
     }
     conv.forward_pooled_training(x, outs_[p], pool, out);
   } else if (i == bn) {

@@ -571,8 +571,8 @@ class Model:
         in its own inference pass, never writing its full-size output (their time is in its row;
         Dropout layers, which pass their input through in inference, read 0 there). In training,
         through a BatchNormalization, that convolution also takes the window maxima and the
-        normalisation's statistics, so those two rows time only what is left. With print_table (the default) it also prints them as a table, with each layer's share of
-        the step.
+        normalisation's statistics, so those two rows time only what is left. With print_table
+        (the default) it also prints them as a table, with each layer's share of the step.
         """
         steps = int(steps)
         if steps < 1:

@@ -204,8 +204,9 @@ class Model {
   // convolution applies, or through a BatchNormalization that j applies) is computed by that
   // convolution. An inference forward runs the chain as the convolution's forward_pooled and skips
   // the nodes between; a training forward through a BatchNormalization, which keeps the
-  // convolution's output for backward, as forward_pooled_training (forward_training_chain()). pool_conv_[j] = the convolution's node;
-  // pool_chain_[i] = j for every node i of such a chain (the convolution, the normalisation, j).
+  // convolution's output for backward, as forward_pooled_training (forward_training_chain()).
+  // pool_conv_[j] = the convolution's node; pool_chain_[i] = j for every node i of such a chain
+  // (the convolution, the normalisation, j).
   std::vector<int> pool_conv_, pool_chain_;
   void fuse_poolings();
   // Whether the chain ending at pooling node j runs as forward_pooled in a forward with this

@@ -554,9 +554,6 @@ void Convolution::forward_pooled_training(const Tensor& x, Tensor& y, const Pool
   ensure_shape(y, with_batch(N, output_shape_));
   x_ = &x;
   y_ = &y;
-  std::vector<float> ones;
-  if (!out.sign) ones.assign(F, 1.f);
-  const float* sign = out.sign ? out.sign : ones.data();
   parallel_for(N * ph.out, 1, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
       // Row r of windows: output lines [h0, h0 + rows) of sample n; the sample's last row also
@@ -574,7 +571,7 @@ void Convolution::forward_pooled_training(const Tensor& x, Tensor& y, const Pool
       const std::size_t o = r * pw.out * F;
       for (std::size_t j = 0; j < pw.out; ++j) {
         const std::size_t w0 = j * pw.stride, w1 = std::min(w0 + pw.size, OW);
-        direct_conv_window_extremes(lines, rows, h0, OW, w0, w1, F, sign, out.values + o + j * F,
+        direct_conv_window_extremes(lines, rows, h0, OW, w0, w1, F, out.sign, out.values + o + j * F,
                                     out.at + o + j * F);
       }
     }

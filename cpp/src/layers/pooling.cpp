@@ -239,7 +239,6 @@ std::size_t window_floats(const PoolAxis (&ax)[3], std::size_t C) {
   return ax[2].out * C * ax[0].size * ax[1].size * ax[2].size;
 }
 
-
 // x: (N, D, H, W, C) -> y: (N, D', H', W', C), the maximum of map(x) over each window; with
 // kArgmax, am (N, D', H', W', C) gets the offset of each maximum within its sample. Strictly
 // greater keeps the first maximum; a NaN replaces it and stays. One task per output line (n, od, oh).
@@ -326,7 +325,8 @@ std::int32_t* MaxPooling::prepare_training(std::size_t N, Tensor& y) {
 }
 
 void MaxPooling::finish_training(const Tensor& x, Tensor& y) {
-  if (argmax_.size() != y.size()) fail<StateError>("Layer '", name_, "': finish_training without prepare_training");
+  if (argmax_.size() != y.size())
+    fail<StateError>("Layer '", name_, "': finish_training without prepare_training");
   if (norm_) {
     const ChannelMap map = norm_->map();
     const std::size_t C = channels_;

@@ -81,11 +81,8 @@ class BatchNormalization : public Layer {
   // Normalisation fusion (Model::build, see model.hpp): when the only reader of this layer's output
   // is a pooling layer that applies the normalisation itself, the model defers the output: forward
   // then computes the statistics and the per-channel map y = (x - mean) * scale + shift but writes
-  // no y. The map's three (C,) vectors are valid after each forward.
+  // no y. The map is valid after each forward.
   void defer_output(bool on) { defer_output_ = on; }
-  const float* map_mean() const { return mean_f_.data(); }
-  const float* map_scale() const { return scale_c_.data(); }
-  const float* map_shift() const { return shift_c_.data(); }
   ChannelMap map() const { return {mean_f_.data(), scale_c_.data(), shift_c_.data()}; }
   // The inference map (moving statistics), computed without an input: for an inference forward
   // that a convolution runs with this normalisation and the pooling after it (model.hpp).
@@ -103,8 +100,6 @@ class BatchNormalization : public Layer {
   };
   FusedStatistics prepare_fused_statistics(std::size_t lines);
   void forward_from_sums(const Tensor& x);
-  // Whether a forward in this mode normalises with the batch statistics.
-  bool uses_batch_statistics(bool training) const { return training && trainable_; }
   // Relu hand-off (layer.hpp): the input is the relu output of a layer that takes this layer's dx
   // as its dL/dz, so backward also applies the relu's derivative, x > 0.
   void apply_relu_derivative(bool on) { relu_input_ = on; }

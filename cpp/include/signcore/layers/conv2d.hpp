@@ -49,15 +49,16 @@ class Convolution : public Layer {
   // written nor read back. map: the inference map of a BatchNormalization between the two, or null.
   // The same values as forward, the normalisation and the pooling in turn. Backward may not follow.
   void forward_pooled(const Tensor& x, const Pooling& pool, const ChannelMap* map, Tensor& pooled);
-  // The training form (Model::fuse_poolings): a full forward into y (backward needs it), and, while
-  // the output lines of each row of windows are in cache, what the pooling and a BatchNormalization
-  // between would read them again for. Per window and channel f, the cell whose value v is the
-  // maximum of sign[f] v (the first in window order; a NaN wins and stays, as MaxPooling; sign 0:
-  // the first cell): its v into `values` and its offset within the sample, (h OW + w) F + f, into
-  // `at` (both (N, H', W', F)). With `sums`, per output line l and channel f, the sums of
-  // v - shift[f] and of its square into sums[2 F l + f] and sums[2 F l + F + f].
+  // The training form (Model::fuse_poolings, through a BatchNormalization): a full forward into y
+  // (backward needs it) and, while the output lines of each row of windows are in cache, what the
+  // pooling and the BatchNormalization would read them again for. Per window and channel f, the
+  // cell whose value v is the maximum of sign[f] v (the first in window order; a NaN wins and
+  // stays, as MaxPooling; sign 0: the first cell): its v into `values` and its offset within the
+  // sample, (h OW + w) F + f, into `at` (both (N, H', W', F)). With `sums`, per output line l and
+  // channel f, the sums of v - shift[f] and of its square into sums[2 F l + f] and
+  // sums[2 F l + F + f].
   struct PooledTraining {
-    const float* sign = nullptr;  // (F,); null: +1 for every channel
+    const float* sign = nullptr;  // (F,), the sign of gamma
     float* values = nullptr;
     std::int32_t* at = nullptr;
     const float* shift = nullptr;  // (F,), with sums
