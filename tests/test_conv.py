@@ -323,7 +323,7 @@ def check_direct_backward(case, threads, switch):
             y = h.forward([x32])
             g = np.random.default_rng(7).normal(size=y.shape).astype(np.float32)
             dx, = h.backward(g)
-            return g, dx, h.param_grads()
+            return y, g, dx, h.param_grads()
         finally:
             turn(True)
 
@@ -334,17 +334,19 @@ def check_direct_backward(case, threads, switch):
         # gradient) runs several chunks per thread. Chunks are sized by their im2col columns, or by
         # their dz when both gradients run directly (conv2d.cpp: no columns then).
         direct_dw = f % 8 == 0 and (f <= 64 or C < 8)
-        direct_dx = f <= 64 and s == (1, 1) and C % 8 == 0
+        direct_dx = s == (1, 1) and C % 8 == 0 and (f <= 64 or winograd_case(case))
         row = f if direct_dw and direct_dx else max(k[0] * k[1] * C, f)
         _core._set_conv_chunk_bytes(oh * ow * row * 4)
         assert getattr(_core, "_conv_" + switch)()
-        dy, dx, grads = run(True)
-        _, gemm_dx, gemm_grads = run(False)
+        y, dy, dx, grads = run(True)
+        gemm_y, _, gemm_dx, gemm_grads = run(False)
     finally:
         _core._set_conv_chunk_bytes(old[0])
         signcore.set_num_threads(old[1])
-    _, tdx, tdw, tdb = torch_conv(case, x32.astype(np.float64), w32,
-                                  None if b is None else b.astype(np.float32), dy.astype(np.float64))
+    ty, tdx, tdw, tdb = torch_conv(case, x32.astype(np.float64), w32,
+                                   None if b is None else b.astype(np.float32), dy.astype(np.float64))
+    np.testing.assert_allclose(y, ty, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, gemm_y, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx, tdx, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dx, gemm_dx, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(grads, flat_params(tdw, tdb), rtol=1e-4, atol=1e-3)
@@ -357,6 +359,34 @@ def check_direct_backward(case, threads, switch):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_conv2d_direct_input_gradient_matches_torch_and_col2im(case, threads):
     check_direct_backward(case, threads, "direct_input_gradient")
+
+
+def winograd_case(case):
+    """Whether Conv2D runs the case's forward pass and input gradient as Winograd F(2x2, 3x3)."""
+    H, W, C, f, k, s, pad, d, act, bias, n = case
+    return k == (3, 3) and s == (1, 1) and d == (1, 1) and C % 8 == 0 and f % 8 == 0 and \
+        act in ("relu", "linear", None)
+
+
+# Winograd F(2x2, 3x3) (winograd.hpp): 3 x 3, stride 1, undilated, C and F multiples of 8. The
+# forward pass and the input gradient (the same transform on dz with the flipped kernel) against
+# PyTorch and against the direct kernel (the switch off), on 1 and 2 threads.
+WINOGRAD_CASES = [
+    (9, 13, 8, 16, (3, 3), (1, 1), "same", (1, 1), "relu", True, 5),     # odd sizes: cut tiles; blocks span images
+    (8, 11, 16, 8, (3, 3), (1, 1), "valid", (1, 1), "linear", True, 2),   # 6 x 9 out; dx pads by 2
+    (12, 10, 24, 24, (3, 3), (1, 1), "same", (1, 1), "relu", False, 1),   # 8-wide panels, batch 1
+    (5, 4, 8, 128, (3, 3), (1, 1), "same", (1, 1), "linear", True, 3),    # F = 128: dx as Winograd too
+    (3, 3, 8, 8, (3, 3), (1, 1), "valid", (1, 1), "relu", True, 4),       # one output pixel: one cut tile
+    (16, 16, 32, 64, (3, 3), (1, 1), "same", (1, 1), "relu", True, 2),    # CIFAR's third convolution
+]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=case_id)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_winograd_matches_torch_and_the_direct_kernel(case, threads):
+    assert winograd_case(case)
+    check_direct_backward(case, threads, "winograd")
 
 
 # The kernel gradient runs directly (direct_conv.hpp) in the pipelined backward for F a multiple of

@@ -293,6 +293,10 @@ Output shape: (batch_size, top_pad + rows + bottom_pad, left_pad + cols + right_
         "Whether convolutions compute the kernel gradient directly where the direct kernel applies.");
   m.def("_set_conv_direct_kernel_gradient", [](bool on) { Conv2D::set_direct_kernel_gradient(on); },
         py::arg("on"), "Switch the direct kernel gradient on or off (process-wide; benchmarks and tests).");
+  m.def("_conv_winograd", [] { return Conv2D::winograd_enabled(); },
+        "Whether 3x3 stride-1 convolutions run their forward pass as Winograd F(2x2, 3x3).");
+  m.def("_set_conv_winograd", [](bool on) { Conv2D::set_winograd(on); }, py::arg("on"),
+        "Switch the Winograd forward on or off (process-wide; benchmarks and tests).");
   m.def("_benchmark_layer",
         [](const LayerPtr& layer, const std::vector<std::size_t>& input_shape, std::size_t batch,
            std::size_t iters, bool backward, bool need_dx) {

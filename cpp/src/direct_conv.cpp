@@ -8,6 +8,7 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define SIGNCORE_DIRECT_CONV 1
+#include "register_block.hpp"
 #endif
 
 namespace signcore {
@@ -22,29 +23,6 @@ long tap(const ConvAxis& a, std::size_t o, std::size_t k) {
   return static_cast<long>(o * a.stride + k * a.dilation) - static_cast<long>(a.pad_before);
 }
 bool inside(const ConvAxis& a, long i) { return i >= 0 && i < static_cast<long>(a.in); }
-
-// acc[p][v] += x_p[c] * w[c, 8v .. 8v + 8) for c in [0, C): P pixels (their input rows xp, or a
-// row of zeros in the padding) against 8V filters of the packed kernel rows w (8V apart).
-template <int P, int V>
-inline void accumulate(const float* const* xp, const float* w, std::size_t C, __m256 (&acc)[P][V]) {
-  // A local copy the compiler can keep in registers: `acc` itself might alias the loads.
-  __m256 a[P][V];
-  const float* r[P];
-  for (int p = 0; p < P; ++p) {
-    r[p] = xp[p];
-    for (int v = 0; v < V; ++v) a[p][v] = acc[p][v];
-  }
-  for (std::size_t c = 0; c < C; ++c) {
-    __m256 wv[V];
-    for (int v = 0; v < V; ++v) wv[v] = _mm256_loadu_ps(w + c * 8 * V + 8 * v);
-    for (int p = 0; p < P; ++p) {
-      const __m256 xb = _mm256_broadcast_ss(r[p] + c);
-      for (int v = 0; v < V; ++v) a[p][v] = _mm256_fmadd_ps(xb, wv[v], a[p][v]);
-    }
-  }
-  for (int p = 0; p < P; ++p)
-    for (int v = 0; v < V; ++v) acc[p][v] = a[p][v];
-}
 
 // One block: output pixels [ow, ow + P) of line (n, od, oh), filters [f0, f0 + 8V); Wp is the
 // kernel packed for this filter block: (kd kh kw, C, 8V).
@@ -363,17 +341,10 @@ void direct_conv_kernel_gradient(const ConvGeometry& g, const float* x, const fl
 }
 
 void direct_conv_pack_transposed(const ConvGeometry& g, const float* W, std::size_t F, float* packed) {
-  const std::size_t taps = g.d.kernel * g.h.kernel * g.w.kernel, C = g.channels;
   thread_local std::vector<float> flipped;  // (taps, F, C)
-  flipped.resize(taps * F * C);
-  // Reversing the flat tap index flips every spatial axis at once.
-  for (std::size_t t = 0; t < taps; ++t) {
-    const float* src = W + t * C * F;
-    float* dst = flipped.data() + (taps - 1 - t) * F * C;
-    for (std::size_t c = 0; c < C; ++c)
-      for (std::size_t f = 0; f < F; ++f) dst[f * C + c] = src[c * F + f];
-  }
-  direct_conv_pack(transposed_geometry(g, F), flipped.data(), C, packed);
+  flipped.resize(g.patch() * F);
+  flip_transposed_kernel(g, W, F, flipped.data());
+  direct_conv_pack(transposed_geometry(g, F), flipped.data(), g.channels, packed);
 }
 
 #else  // no AVX2 + FMA: callers keep im2col + SGEMM
@@ -390,6 +361,17 @@ void direct_conv_kernel_gradient(const ConvGeometry&, const float*, const float*
                                  std::size_t, std::size_t, float*) {}
 
 #endif
+
+void flip_transposed_kernel(const ConvGeometry& g, const float* W, std::size_t F, float* flipped) {
+  const std::size_t taps = g.d.kernel * g.h.kernel * g.w.kernel, C = g.channels;
+  // Reversing the flat tap index flips every spatial axis at once.
+  for (std::size_t t = 0; t < taps; ++t) {
+    const float* src = W + t * C * F;
+    float* dst = flipped + (taps - 1 - t) * F * C;
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t f = 0; f < F; ++f) dst[f * C + c] = src[c * F + f];
+  }
+}
 
 ConvGeometry transposed_geometry(const ConvGeometry& g, std::size_t filters) {
   ConvGeometry t;

@@ -76,6 +76,10 @@ void direct_conv_line_sums(const float* y, std::size_t pixels, std::size_t F, co
 // input dz (OD, OH, OW, F), output (D, H, W), same kernel and dilation.
 ConvGeometry transposed_geometry(const ConvGeometry& g, std::size_t filters);
 
+// W (taps, C, F) flipped in space and transposed into `flipped` (taps, F, C): the kernel of that
+// input-gradient convolution, unpacked.
+void flip_transposed_kernel(const ConvGeometry& g, const float* W, std::size_t filters, float* flipped);
+
 // W (taps, C, F) flipped and transposed to (taps, F, C), then packed by direct_conv_pack for
 // transposed_geometry(g, F) with C filters. `packed`: K F floats.
 void direct_conv_pack_transposed(const ConvGeometry& g, const float* W, std::size_t filters,

@@ -96,6 +96,11 @@ class Convolution : public Layer {
   // off: dW += cols^T dz on im2col's columns. Process-wide; needs direct() too.
   static void set_direct_kernel_gradient(bool on);
   static bool direct_kernel_gradient_enabled();
+  // Winograd F(2x2, 3x3) for the forward passes of 3 x 3, stride-1, undilated 2-D convolutions
+  // with C and F multiples of 8 (winograd.hpp; on by default, needs direct() too); off: the direct
+  // kernel. Process-wide.
+  static void set_winograd(bool on);
+  static bool winograd_enabled();
 
  protected:
   // ValueError (naming the value) for filters <= 0, a kernel size, stride or dilation that is not
@@ -130,15 +135,20 @@ class Convolution : public Layer {
   // Whether the kernel gradient runs directly (direct_conv.hpp): F a multiple of 8 on an AVX2 build,
   // and the direct kernel switched on.
   bool direct_kernel_gradient() const;
+  // Whether the forward pass runs as a Winograd convolution (winograd.hpp): see set_winograd().
+  bool winograd() const;
   // Checks x against the built input shape (N, [D,] H, W, C) and returns N.
   std::size_t check_input(const Tensor& x) const;
   // The checks and set-up of forward_pooled and forward_pooled_training: N, the kernel packed for
-  // direct_conv_lines (in this thread's scratch), the bias or null, whether relu applies.
+  // direct_conv_lines (in this thread's scratch), the bias or null, whether relu applies. With
+  // `winograd` (2 x 2 windows and winograd()), the kernel is packed for winograd_conv_rows instead,
+  // whose tile rows are the rows of windows.
   struct PooledSetup {
     std::size_t N;
     const float* packed;
     const float* bias;
     bool relu;
+    bool winograd;
   };
   PooledSetup pooled_setup(const Tensor& x, const Pooling& pool);
   void backward_pipelined(const Tensor& dy, Tensor* dx, float* dW, float* db, bool need_w,
