@@ -117,65 +117,7 @@ std::size_t block_width(std::size_t F) { return F % 16 == 0 ? 16 : 8; }
 // accumulators are loaded and stored once per tile and the tile's dz columns and input rows stay
 // in L1 while every tap runs over them.
 constexpr std::size_t kTilePixels = 96, kMaxTileLines = 16;
-constexpr std::size_t kMaxRuns = 2 * kMaxTileLines;  // a line has at most two stretches per tap
-
-// One stretch of pixels of a line that tap k reads inside the input: `count` pixels, starting at
-// input row x (channel 0) and dz row dz; successive pixels are x_step and F floats apart.
-struct Run {
-  const float* x;
-  const float* dz;
-  std::size_t count;
-};
-
-// dW[0 .. R)[0 .. 8V) (rows F apart) += sum over the runs' pixels of x[c0 + r] dz[f0 + 8v ...].
-template <int R, int V>
-void gradient_block(const Run* runs, std::size_t n_runs, std::size_t x_step, std::size_t F,
-                    float* dW) {
-  __m256 acc[R][V];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < V; ++v) acc[r][v] = _mm256_loadu_ps(dW + r * F + 8 * v);
-  for (std::size_t i = 0; i < n_runs; ++i) {
-    const float* xp = runs[i].x;
-    const float* dp = runs[i].dz;
-    for (std::size_t q = runs[i].count; q > 0; --q, xp += x_step, dp += F) {
-      __m256 d[V];
-      for (int v = 0; v < V; ++v) d[v] = _mm256_loadu_ps(dp + 8 * v);
-      for (int r = 0; r < R; ++r) {
-        const __m256 xb = _mm256_broadcast_ss(xp + r);
-        for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(xb, d[v], acc[r][v]);
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < V; ++v) _mm256_storeu_ps(dW + r * F + 8 * v, acc[r][v]);
-}
-
-// gradient_block<r, V> for a run-time r in [1, R).
-template <int R, int V, int r = 1>
-void gradient_remainder(std::size_t rest, const Run* runs, std::size_t n_runs, std::size_t x_step,
-                        std::size_t F, float* dW) {
-  if constexpr (r < R) {
-    if (rest == r) return gradient_block<r, V>(runs, n_runs, x_step, F, dW);
-    gradient_remainder<R, V, r + 1>(rest, runs, n_runs, x_step, F, dW);
-  }
-}
-
-// All channels of one tap against the filters [f0, f0 + 8V) over a tile's runs, R channels at a
-// time (runs[i].dz points at filter 0).
-template <int R, int V>
-void gradient_tap(const Run* runs, std::size_t n_runs, std::size_t x_step, std::size_t C,
-                  std::size_t F, std::size_t f0, float* dW_tap) {
-  Run shifted[kMaxRuns];
-  std::size_t c0 = 0;
-  for (; c0 + R <= C; c0 += R) {
-    for (std::size_t i = 0; i < n_runs; ++i) shifted[i] = {runs[i].x + c0, runs[i].dz + f0, runs[i].count};
-    gradient_block<R, V>(shifted, n_runs, x_step, F, dW_tap + c0 * F + f0);
-  }
-  if (c0 < C) {
-    for (std::size_t i = 0; i < n_runs; ++i) shifted[i] = {runs[i].x + c0, runs[i].dz + f0, runs[i].count};
-    gradient_remainder<R, V>(C - c0, shifted, n_runs, x_step, F, dW_tap + c0 * F + f0);
-  }
-}
+static_assert(kMaxRuns >= 2 * kMaxTileLines, "a line has at most two stretches per tap");
 
 }  // namespace
 

@@ -54,6 +54,26 @@ void winograd_pack(const ConvGeometry& g, const float* W, std::size_t F, float* 
     }
 }
 
+void winograd_kernel_gradient_finish(const ConvGeometry& g, const float* acc, std::size_t F,
+                                     float* dW) {
+  const std::size_t CF = g.channels * F;
+  for (std::size_t e = 0; e < CF; ++e) {  // e = c F + f
+    // dW(., ., c, f) += G^T m G, m the 4 x 4 gradient of (G w G^T)
+    float m[4][4], t[3][4];
+    for (std::size_t p = 0; p < 16; ++p) m[p / 4][p % 4] = acc[p * CF + e];
+    for (int b = 0; b < 4; ++b) {
+      t[0][b] = m[0][b] + 0.5f * (m[1][b] + m[2][b]);
+      t[1][b] = 0.5f * (m[1][b] - m[2][b]);
+      t[2][b] = 0.5f * (m[1][b] + m[2][b]) + m[3][b];
+    }
+    for (std::size_t k = 0; k < 3; ++k) {
+      dW[(3 * k) * CF + e] += t[k][0] + 0.5f * (t[k][1] + t[k][2]);
+      dW[(3 * k + 1) * CF + e] += 0.5f * (t[k][1] - t[k][2]);
+      dW[(3 * k + 2) * CF + e] += 0.5f * (t[k][1] + t[k][2]) + t[k][3];
+    }
+  }
+}
+
 #ifdef SIGNCORE_WINOGRAD
 
 bool winograd_supported(const ConvGeometry& g, std::size_t filters) {
@@ -133,43 +153,65 @@ void products(const float* v, const float* U, std::size_t tiles, std::size_t T, 
     }
 }
 
+// Tiles per block for C channels and F filters, a multiple of the P rows of the register block:
+// the block's transformed tiles (16 T C floats) and products (16 T F) within kBlockFloats.
+std::size_t block_tiles(std::size_t C, std::size_t F, std::size_t P) {
+  return std::max(P, kBlockFloats / (16 * (C + F)) / P * P);
+}
+
+// V = B^T d B for the tiles [q0, q0 + tiles) of the batch (counted row by row, TW per tile row),
+// tile q0 + t at v + t C, positions T C apart.
+void transform_input_tiles(const ConvGeometry& g, const float* x, std::size_t q0, std::size_t tiles,
+                           std::size_t T, float* v) {
+  const std::size_t C = g.channels, H = g.h.in, W = g.w.in;
+  const std::size_t rows_per_sample = winograd_tile_rows(g), TW = (g.w.out + 1) / 2;
+  const long pad_top = static_cast<long>(g.h.pad_before), pad_left = static_cast<long>(g.w.pad_before);
+  for (std::size_t t = 0; t < tiles; ++t) {
+    const std::size_t r = (q0 + t) / TW, j = (q0 + t) % TW;
+    const std::size_t n = r / rows_per_sample, i = r % rows_per_sample;
+    const float* sample = x + n * H * W * C;
+    const float* src[4][4];
+    for (int a = 0; a < 4; ++a) {
+      const long ih = static_cast<long>(2 * i) - pad_top + a;
+      for (int c = 0; c < 4; ++c) {
+        const long iw = static_cast<long>(2 * j) - pad_left + c;
+        const bool in = ih >= 0 && ih < static_cast<long>(H) && iw >= 0 && iw < static_cast<long>(W);
+        src[a][c] = in ? sample + (static_cast<std::size_t>(ih) * W + static_cast<std::size_t>(iw)) * C : nullptr;
+      }
+    }
+    input_transform(src, C, v + t * C, T * C);
+  }
+}
+
+// This thread's block buffers: transformed tiles (16 T C floats) and products (16 T F).
+struct BlockBuffers {
+  float* v;
+  float* m;
+};
+BlockBuffers block_buffers(std::size_t T, std::size_t C, std::size_t F) {
+  thread_local std::vector<float> vbuf, mbuf;
+  if (vbuf.size() < 16 * T * C) vbuf.resize(16 * T * C);
+  if (mbuf.size() < 16 * T * F) mbuf.resize(16 * T * F);
+  return {vbuf.data(), mbuf.data()};
+}
+
 }  // namespace
 
 void winograd_conv_rows(const ConvGeometry& g, const float* x, const float* U, const float* b,
                         bool relu, std::size_t F, std::size_t row_begin, std::size_t row_end,
                         float* y) {
-  const std::size_t C = g.channels, H = g.h.in, W = g.w.in, OH = g.h.out, OW = g.w.out;
+  const std::size_t C = g.channels, OH = g.h.out, OW = g.w.out;
   const std::size_t rows_per_sample = winograd_tile_rows(g), TW = (OW + 1) / 2;
   const bool wide = panel_width(F) == 16;
-  const std::size_t P = wide ? 6 : 12;
-  const std::size_t T = std::max(P, kBlockFloats / (16 * (C + F)) / P * P);
-  thread_local std::vector<float> vbuf, mbuf;  // this thread's transformed tiles and products
-  if (vbuf.size() < 16 * T * C) vbuf.resize(16 * T * C);
-  if (mbuf.size() < 16 * T * F) mbuf.resize(16 * T * F);
-  float* v = vbuf.data();
-  float* m = mbuf.data();
+  const std::size_t T = block_tiles(C, F, wide ? 6 : 12);
+  const auto [v, m] = block_buffers(T, C, F);
   const std::size_t base_line = winograd_first_line(g, row_begin);
-  const long pad_top = static_cast<long>(g.h.pad_before), pad_left = static_cast<long>(g.w.pad_before);
   const __m256 zero = _mm256_setzero_ps();
 
   const std::size_t first = row_begin * TW, last = row_end * TW;  // tiles, counted over the batch
   for (std::size_t q0 = first; q0 < last; q0 += T) {
     const std::size_t tiles = std::min(T, last - q0);
-    for (std::size_t t = 0; t < tiles; ++t) {
-      const std::size_t r = (q0 + t) / TW, j = (q0 + t) % TW;
-      const std::size_t n = r / rows_per_sample, i = r % rows_per_sample;
-      const float* sample = x + n * H * W * C;
-      const float* src[4][4];
-      for (int a = 0; a < 4; ++a) {
-        const long ih = static_cast<long>(2 * i) - pad_top + a;
-        for (int c = 0; c < 4; ++c) {
-          const long iw = static_cast<long>(2 * j) - pad_left + c;
-          const bool in = ih >= 0 && ih < static_cast<long>(H) && iw >= 0 && iw < static_cast<long>(W);
-          src[a][c] = in ? sample + (static_cast<std::size_t>(ih) * W + static_cast<std::size_t>(iw)) * C : nullptr;
-        }
-      }
-      input_transform(src, C, v + t * C, T * C);
-    }
+    transform_input_tiles(g, x, q0, tiles, T, v);
     if (wide) products<6, 2>(v, U, tiles, T, C, F, m);
     else products<12, 1>(v, U, tiles, T, C, F, m);
     // Y = A^T M A per tile, plus the bias, then the relu; the cells past OH or OW are dropped.
@@ -209,11 +251,66 @@ void winograd_conv_rows(const ConvGeometry& g, const float* x, const float* U, c
   }
 }
 
+void winograd_kernel_gradient_rows(const ConvGeometry& g, const float* x, const float* dz,
+                                   std::size_t F, std::size_t row_begin, std::size_t row_end,
+                                   float* acc) {
+  const std::size_t C = g.channels, OH = g.h.out, OW = g.w.out;
+  const std::size_t rows_per_sample = winograd_tile_rows(g), TW = (OW + 1) / 2;
+  const std::size_t B = panel_width(F);
+  const std::size_t T = block_tiles(C, F, B == 16 ? 6 : 12);
+  const auto [v, m] = block_buffers(T, C, F);
+  const std::size_t base_line = winograd_first_line(g, row_begin);
+  const __m256 zero = _mm256_setzero_ps();
+
+  const std::size_t first = row_begin * TW, last = row_end * TW;
+  for (std::size_t q0 = first; q0 < last; q0 += T) {
+    const std::size_t tiles = std::min(T, last - q0);
+    transform_input_tiles(g, x, q0, tiles, T, v);
+    // D = A dz A^T per tile (the adjoint of the output transform), the cells past OH or OW zero.
+    for (std::size_t t = 0; t < tiles; ++t) {
+      const std::size_t r = (q0 + t) / TW, j = (q0 + t) % TW;
+      const std::size_t n = r / rows_per_sample, i = r % rows_per_sample;
+      const std::size_t line = n * OH + 2 * i - base_line;
+      const bool two_rows = 2 * i + 1 < OH, two_cols = 2 * j + 1 < OW;
+      const float* d0 = dz + (line * OW + 2 * j) * F;
+      const float* d1 = d0 + OW * F;
+      for (std::size_t f = 0; f < F; f += 8) {
+        const __m256 u00 = _mm256_loadu_ps(d0 + f);
+        const __m256 u01 = two_cols ? _mm256_loadu_ps(d0 + F + f) : zero;
+        const __m256 u10 = two_rows ? _mm256_loadu_ps(d1 + f) : zero;
+        const __m256 u11 = two_rows && two_cols ? _mm256_loadu_ps(d1 + F + f) : zero;
+        // A dz: rows 0, 0 + 1, 0 - 1, -1; then the same combinations of its two columns.
+        const __m256 rows[4][2] = {{u00, u01},
+                                   {_mm256_add_ps(u00, u10), _mm256_add_ps(u01, u11)},
+                                   {_mm256_sub_ps(u00, u10), _mm256_sub_ps(u01, u11)},
+                                   {_mm256_sub_ps(zero, u10), _mm256_sub_ps(zero, u11)}};
+        for (std::size_t a = 0; a < 4; ++a) {
+          float* out = m + 4 * a * T * F + t * F + f;
+          _mm256_storeu_ps(out, rows[a][0]);
+          _mm256_storeu_ps(out + T * F, _mm256_add_ps(rows[a][0], rows[a][1]));
+          _mm256_storeu_ps(out + 2 * T * F, _mm256_sub_ps(rows[a][0], rows[a][1]));
+          _mm256_storeu_ps(out + 3 * T * F, _mm256_sub_ps(zero, rows[a][1]));
+        }
+      }
+    }
+    // acc[p] (C, F) += V[p]^T D[p], summed over the block's tiles.
+    for (std::size_t p = 0; p < 16; ++p) {
+      const Run run{v + p * T * C, m + p * T * F, tiles};
+      for (std::size_t f0 = 0; f0 < F; f0 += B) {
+        if (B == 16) gradient_tap<6, 2>(&run, 1, C, C, F, f0, acc + p * C * F);
+        else gradient_tap<12, 1>(&run, 1, C, C, F, f0, acc + p * C * F);
+      }
+    }
+  }
+}
+
 #else  // no AVX2 + FMA: callers use the direct or im2col path
 
 bool winograd_supported(const ConvGeometry&, std::size_t) { return false; }
 void winograd_conv_rows(const ConvGeometry&, const float*, const float*, const float*, bool,
                         std::size_t, std::size_t, std::size_t, float*) {}
+void winograd_kernel_gradient_rows(const ConvGeometry&, const float*, const float*, std::size_t,
+                                   std::size_t, std::size_t, float*) {}
 
 #endif
 

@@ -14,7 +14,9 @@
 // The sum over channels is, for each of the 16 positions of the 4 x 4 transformed tile, a matrix
 // product (tiles x C) (C x F): winograd_conv_rows transforms a block of tiles into cache, runs
 // those 16 products with the direct kernel's AVX2 register block, and transforms the results back,
-// adding the bias and applying the relu. The products hold 4/9 of the direct convolution's
+// adding the bias and applying the relu. The input gradient of such a convolution is one too (of
+// dz with the kernel flipped and transposed, direct_conv.hpp), and the kernel gradient is the
+// adjoint of the forward pass (winograd_kernel_gradient_rows). The products hold 4/9 of the direct convolution's
 // multiply-adds; the transforms add a few additions per input and output value.
 //
 // The result equals the direct convolution up to float rounding (the transforms sum in a
@@ -54,5 +56,20 @@ void winograd_conv_rows(const ConvGeometry& g, const float* x, const float* U, c
 
 // The first output line (counted over the batch) of tile row r.
 std::size_t winograd_first_line(const ConvGeometry& g, std::size_t r);
+
+// The kernel gradient, in two steps. Per block of tiles, the adjoint of the forward pass: with
+// D = A dz A^T (4 x 4, from the tile's 2 x 2 cells of dL/dz, zero past OH or OW),
+//   acc[p](c, f) += sum over the tiles of (B^T d B)[p](c) D[p](f)
+// (16 products (C x tiles) (tiles x F), run with the direct kernel gradient's register block); then
+// once, dW(., ., c, f) += G^T acc(c, f) G (3 x 3 from 4 x 4).
+// winograd_kernel_gradient_rows: tile rows [row_begin, row_end) of the batch; x: the whole batch,
+// (N, H, W, C); dz: the output lines of those rows only (as winograd_conv_rows writes y); acc:
+// 16 C F floats, (16, C, F), accumulated into. Serial: threads take disjoint rows and their own acc.
+void winograd_kernel_gradient_rows(const ConvGeometry& g, const float* x, const float* dz,
+                                   std::size_t filters, std::size_t row_begin, std::size_t row_end,
+                                   float* acc);
+// dW (3, 3, C, F) += the kernel gradient that acc (16, C, F) holds.
+void winograd_kernel_gradient_finish(const ConvGeometry& g, const float* acc, std::size_t filters,
+                                     float* dW);
 
 }  // namespace signcore
