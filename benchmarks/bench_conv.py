@@ -22,9 +22,11 @@ fastest signcore variant of the row.
 signcore variants: --chunk-kb (the im2col chunk size) and --threading: "shared" (im2col forward;
 OpenMP loops and multi-threaded OpenBLAS calls take turns on every chunk), "pipelined" (im2col
 forward; each thread runs whole chunks with a single-threaded sgemm; see
-cpp/src/layers/conv2d.cpp) and "direct" (the library's default: the direct forward kernel of
-cpp/src/direct_conv.cpp, pipelined backward, and where conv2d.cpp picks them the direct input and
-kernel gradients of the same file).
+cpp/src/layers/conv2d.cpp), "direct" (the direct forward kernel of cpp/src/direct_conv.cpp,
+pipelined backward, and where conv2d.cpp picks them the direct input and kernel gradients of the
+same file) and "winograd" (the library's default: "direct" with the 3x3 layers of C a multiple of
+8, conv2-conv4, run as Winograd F(2x2, 3x3), cpp/src/winograd.cpp, forward and both gradients;
+their GFLOP/s count the direct convolution's FLOPs, an effective rate).
 
 Threads: signcore alternates its OpenMP loops with OpenBLAS's own threads. With the default
 environment both pools busy-wait after their work and starve each other on a small machine, so the
@@ -50,9 +52,10 @@ LAYERS = [  # name, (H, W, C), filters, padding, input gradient needed
 ]
 
 
-MODES = {"shared": dict(pipelined=False, direct=False),  # mode: Conv2D's switches
-         "pipelined": dict(pipelined=True, direct=False),
-         "direct": dict(pipelined=True, direct=True)}
+MODES = {"shared": dict(pipelined=False, direct=False, winograd=False),  # mode: Conv2D's switches
+         "pipelined": dict(pipelined=True, direct=False, winograd=False),
+         "direct": dict(pipelined=True, direct=True, winograd=False),
+         "winograd": dict(pipelined=True, direct=True, winograd=True)}
 
 
 def parse_args(argv=None):
@@ -61,9 +64,9 @@ def parse_args(argv=None):
     parser.add_argument("--chunk-kb", default=None,
                         help="signcore's im2col chunk size(s) in KiB, comma-separated: one column "
                              "per value (default: the library's)")
-    parser.add_argument("--threading", default="pipelined,direct",
-                        help="signcore mode(s), comma-separated: shared, pipelined, direct "
-                             "(default: pipelined,direct)")
+    parser.add_argument("--threading", default="pipelined,direct,winograd",
+                        help="signcore mode(s), comma-separated: shared, pipelined, direct, winograd "
+                             "(default: pipelined,direct,winograd)")
     parser.add_argument("--inherit-env", action="store_true",
                         help=f"do not set {', '.join(f'{k}={v}' for k, v in THREAD_ENV.items())}")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -155,7 +158,8 @@ def main(argv=None):
     common.set_threads(args.threads)
     timing = dict(warmup=args.warmup, repeat=args.repeat, min_time=args.min_time)
     chunks = args.chunks or [_core._conv_chunk_bytes() // 1024]
-    defaults = (_core._conv_chunk_bytes(), _core._conv_pipelined(), _core._conv_direct())
+    defaults = (_core._conv_chunk_bytes(), _core._conv_pipelined(), _core._conv_direct(),
+                _core._conv_winograd())
     variants = [(kb, mode) for kb in chunks for mode in args.modes]
     n = args.batch_size
 
@@ -168,6 +172,7 @@ def main(argv=None):
                 _core._set_conv_chunk_bytes(kb * 1024)
                 _core._set_conv_pipelined(MODES[mode]["pipelined"])
                 _core._set_conv_direct(MODES[mode]["direct"])
+                _core._set_conv_winograd(MODES[mode]["winograd"])
                 t = measure_signcore(
                     lambda: layers.Conv2D(filters, 3, padding=padding, activation="relu"),
                     shape, n, backward, need_dx and backward, **timing)
@@ -176,6 +181,7 @@ def main(argv=None):
             _core._set_conv_chunk_bytes(defaults[0])
             _core._set_conv_pipelined(defaults[1])
             _core._set_conv_direct(defaults[2])
+            _core._set_conv_winograd(defaults[3])
             for fmt, cl in (("torch_ms", False), ("torch_cl_ms", True)):
                 fwd, fwd_bwd = torch_fns(shape, filters, padding, n, need_dx, cl)
                 t = common.measure(fwd_bwd if backward else fwd, **timing)

@@ -28,7 +28,10 @@ slow spell of a shared machine slows all three alike. "% of SGEMM" is signcore's
 as a fourth member of the training rows' alternating rounds, and the share is the median over the
 rounds of (model rate / SGEMM rate in that round): measured minutes apart, the two moved with the
 host's load by up to 15 points of share between runs of the same code. The SGEMM line printed at the
-top is a separate measurement, for orientation.
+top is a separate measurement, for orientation. The FLOP count is that of the direct convolution
+(what PyTorch's rate below it counts too): signcore runs 3x3 stride-1 convolutions as Winograd
+F(2x2, 3x3), which does 4/9 of those multiply-adds in them, so its rate is an effective one (the
+same work done faster) and can exceed the SGEMM rate.
 """
 import argparse
 import json
