@@ -96,9 +96,9 @@ class Convolution : public Layer {
   // off: dW += cols^T dz on im2col's columns. Process-wide; needs direct() too.
   static void set_direct_kernel_gradient(bool on);
   static bool direct_kernel_gradient_enabled();
-  // Winograd F(2x2, 3x3) for the forward passes of 3 x 3, stride-1, undilated 2-D convolutions
-  // with C and F multiples of 8 (winograd.hpp; on by default, needs direct() too); off: the direct
-  // kernel. Process-wide.
+  // Winograd F(2x2, 3x3) for 3 x 3, stride-1, undilated 2-D convolutions with C and F multiples
+  // of 8 (winograd.hpp; on by default, needs direct() too): the forward passes, the input gradient
+  // and, in the pipelined backward, the kernel gradient; off: the direct kernels. Process-wide.
   static void set_winograd(bool on);
   static bool winograd_enabled();
 
@@ -130,7 +130,8 @@ class Convolution : public Layer {
   // columns always whole samples (one at least).
   std::size_t chunk_lines(bool columns) const;
   // Whether the input gradient runs as a direct convolution (direct_conv.hpp): stride 1 everywhere,
-  // C a multiple of 8, at most 32 filters, and the direct kernel switched on.
+  // C a multiple of 8, at most 64 filters (any number where it runs as Winograd), and the direct
+  // kernel switched on.
   bool direct_input_gradient() const;
   // Whether the kernel gradient runs directly (direct_conv.hpp): F a multiple of 8 on an AVX2 build,
   // and the direct kernel switched on.
