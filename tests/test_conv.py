@@ -381,6 +381,24 @@ WINOGRAD_CASES = [
 ]
 
 
+@pytest.mark.parametrize("case", [(5, 7, 8, 8, (3, 3), (1, 1), "same", (1, 1), "linear", True, 3),
+                                  (6, 5, 16, 8, (3, 3), (1, 1), "valid", (1, 1), "relu", True, 2)],
+                         ids=case_id)
+def test_conv2d_winograd_gradcheck(case):
+    """The Winograd forward and both Winograd gradients against central differences (one image
+    per chunk, so that the pipelined backward, which runs them, takes the batch)."""
+    assert winograd_case(case) and _core._conv_winograd()
+    x, w, b = case_data(case)
+    H, W, C = case[:3]
+    old = _core._conv_chunk_bytes()
+    _core._set_conv_chunk_bytes(1)  # at least one whole image per chunk
+    try:
+        check_layer(make_layer(case), [(H, W, C)], inputs=[x], params=flat_params(w, b),
+                    max_checks=80, seed=1)
+    finally:
+        _core._set_conv_chunk_bytes(old)
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=case_id)
 @pytest.mark.parametrize("threads", [1, 2])
