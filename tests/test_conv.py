@@ -369,8 +369,9 @@ def winograd_case(case):
 
 
 # Winograd F(2x2, 3x3) (winograd.hpp): 3 x 3, stride 1, undilated, C and F multiples of 8. The
-# forward pass and the input gradient (the same transform on dz with the flipped kernel) against
-# PyTorch and against the direct kernel (the switch off), on 1 and 2 threads.
+# forward pass, the input gradient (the same transform on dz with the flipped kernel) and the kernel
+# gradient (its adjoint) against PyTorch and against the direct kernels (the switch off), on 1 and 2
+# threads.
 WINOGRAD_CASES = [
     (9, 13, 8, 16, (3, 3), (1, 1), "same", (1, 1), "relu", True, 5),     # odd sizes: cut tiles; blocks span images
     (8, 11, 16, 8, (3, 3), (1, 1), "valid", (1, 1), "linear", True, 2),   # 6 x 9 out; dx pads by 2
@@ -405,6 +406,40 @@ def test_conv2d_winograd_gradcheck(case):
 def test_conv2d_winograd_matches_torch_and_the_direct_kernel(case, threads):
     assert winograd_case(case)
     check_direct_backward(case, threads, "winograd")
+
+
+def test_conv2d_winograd_random_geometries_match_the_direct_kernels():
+    """40 random Winograd-eligible layers (sizes 1-13, "same" / "valid", 8-40 channels, 8-136
+    filters, relu / linear, batch 1-5, 1 or 2 threads, one image or 1 MB per chunk): output, dx, dW
+    and db equal the direct kernels' to float rounding."""
+    rng = np.random.default_rng(5)
+    old = (_core._conv_chunk_bytes(), signcore.get_num_threads())
+    try:
+        for _ in range(40):
+            H, W = (int(v) for v in rng.integers(1, 14, 2))
+            C, f = int(rng.choice([8, 16, 24, 40])), int(rng.choice([8, 16, 24, 32, 136]))
+            pad = "valid" if H >= 3 and W >= 3 and rng.random() < 0.5 else "same"
+            act, n = str(rng.choice(["relu", "linear"])), int(rng.integers(1, 6))
+            signcore.set_num_threads(int(rng.integers(1, 3)))
+            _core._set_conv_chunk_bytes(int(rng.choice([1, 1 << 20])))
+            x = rng.normal(size=(n, H, W, C)).astype(np.float32)
+            h = _core.LayerHarness(layers.Conv2D(f, 3, padding=pad, activation=act), [[H, W, C]])
+            results = []
+            for on in (True, False):
+                _core._set_conv_winograd(on)
+                try:
+                    y = h.forward([x])
+                    h.zero_grads()
+                    dx, = h.backward(np.random.default_rng(1).normal(size=y.shape).astype(np.float32))
+                    results.append((y.copy(), dx.copy(), np.array(h.param_grads())))
+                finally:
+                    _core._set_conv_winograd(True)
+            for a, b in zip(*results):
+                np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * max(1.0, np.abs(b).max()),
+                                           err_msg=f"{(H, W, C, f, pad, act, n)}")
+    finally:
+        _core._set_conv_chunk_bytes(old[0])
+        signcore.set_num_threads(old[1])
 
 
 # The kernel gradient runs directly (direct_conv.hpp) in the pipelined backward for F a multiple of
