@@ -255,18 +255,12 @@ void Model::find_inference_identities() {
 }
 
 bool Model::pools_in_convolution(int j, bool training) const {
-  // can_pool_into again: the direct-kernel switch may have changed since build().
-  return !training && pool_conv_[j] >= 0 &&
+  // Trained fused only through a BatchNormalization: without one the fused training forward saves
+  // the pooling's pass alone, and measured no faster (CIFAR-10: per-round 0.99, backward a little
+  // slower). can_pool_into again: the direct-kernel switch may have changed since build().
+  return pool_conv_[j] >= 0 && (!training || reads_from_[j] >= 0) &&
          static_cast<const Convolution&>(*nodes_[pool_conv_[j]].layer)
              .can_pool_into(static_cast<const Pooling&>(*nodes_[j].layer));
-}
-
-bool Model::trains_in_convolution(int j) const {
-  // Only through a BatchNormalization: without one the fused training forward saves the pooling's
-  // pass alone, and measured no faster (CIFAR-10: per-round 0.99, backward a little slower).
-  if (pool_conv_[j] < 0 || reads_from_[j] < 0) return false;
-  return static_cast<const Convolution&>(*nodes_[pool_conv_[j]].layer)
-      .can_pool_into(static_cast<const Pooling&>(*nodes_[j].layer));
 }
 
 // Node i of the chain ending at pooling node j, in a training forward (a chain through a
@@ -284,7 +278,7 @@ void Model::forward_training_chain(int i, int j, const Value& value, const Conte
   const int p = pool_conv_[j], bn = reads_from_[j];
   auto& conv = static_cast<Convolution&>(*nodes_[p].layer);
   auto& pool = static_cast<MaxPooling&>(*nodes_[j].layer);
-  auto* norm = &static_cast<BatchNormalization&>(*nodes_[bn].layer);  // trains_in_convolution
+  auto* norm = &static_cast<BatchNormalization&>(*nodes_[bn].layer);  // pools_in_convolution
   const bool batch_stats = norm->trainable();  // a frozen one uses its moving statistics
   if (i == p) {
     const Tensor& x = value(nodes_[p].inputs[0]);
@@ -389,13 +383,13 @@ const Tensor& Model::forward(const std::vector<const Tensor*>& x, bool training)
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     if (fused_[i]) continue;  // applied by its producer
     if (!training && inference_source_[i] != static_cast<int>(i)) continue;  // its input passes
-    if (const int j = pool_chain_[i]; j >= 0 && training && trains_in_convolution(j)) {
+    if (const int j = pool_chain_[i]; j >= 0 && training && pools_in_convolution(j, true)) {
       const auto t0 = std::chrono::steady_clock::now();
       forward_training_chain(static_cast<int>(i), j, value, ctx);
       if (profiling_) profiling_->forward[i] += seconds_since(t0);
       continue;
     }
-    if (const int j = pool_chain_[i]; j >= 0 && pools_in_convolution(j, training)) {
+    if (const int j = pool_chain_[i]; j >= 0 && !training && pools_in_convolution(j, false)) {
       // A convolution + pooling chain (fuse_poolings()): the pooling node runs it all.
       if (static_cast<int>(i) != j) continue;
       const int p = pool_conv_[j], bn = reads_from_[j], ref = nodes_[p].inputs[0];

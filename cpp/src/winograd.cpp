@@ -159,22 +159,36 @@ std::size_t block_tiles(std::size_t C, std::size_t F, std::size_t P) {
   return std::max(P, kBlockFloats / (16 * (C + F)) / P * P);
 }
 
-// V = B^T d B for the tiles [q0, q0 + tiles) of the batch (counted row by row, TW per tile row),
-// tile q0 + t at v + t C, positions T C apart.
+// Tiles per row of tiles: ceil(OW / 2).
+std::size_t tile_columns(const ConvGeometry& g) { return (g.w.out + 1) / 2; }
+
+// Tile q of the batch, counted row by row: sample n, tile row i, tile column j; its output cells
+// start at pixel `first` of the output lines from base_line on (first = line OW + column), and
+// `two_rows` / `two_cols` say whether its second row / column lies inside OH / OW.
+struct Tile {
+  std::size_t n, i, j, first;
+  bool two_rows, two_cols;
+};
+Tile tile_at(const ConvGeometry& g, std::size_t q, std::size_t base_line) {
+  const std::size_t OH = g.h.out, OW = g.w.out, rows = winograd_tile_rows(g);
+  const std::size_t r = q / tile_columns(g), j = q % tile_columns(g), n = r / rows, i = r % rows;
+  return {n, i, j, (n * OH + 2 * i - base_line) * OW + 2 * j, 2 * i + 1 < OH, 2 * j + 1 < OW};
+}
+
+// V = B^T d B for the tiles [q0, q0 + tiles) of the batch (counted row by row), tile q0 + t at
+// v + t C, positions T C apart.
 void transform_input_tiles(const ConvGeometry& g, const float* x, std::size_t q0, std::size_t tiles,
                            std::size_t T, float* v) {
   const std::size_t C = g.channels, H = g.h.in, W = g.w.in;
-  const std::size_t rows_per_sample = winograd_tile_rows(g), TW = (g.w.out + 1) / 2;
   const long pad_top = static_cast<long>(g.h.pad_before), pad_left = static_cast<long>(g.w.pad_before);
   for (std::size_t t = 0; t < tiles; ++t) {
-    const std::size_t r = (q0 + t) / TW, j = (q0 + t) % TW;
-    const std::size_t n = r / rows_per_sample, i = r % rows_per_sample;
-    const float* sample = x + n * H * W * C;
+    const Tile tile = tile_at(g, q0 + t, 0);
+    const float* sample = x + tile.n * H * W * C;
     const float* src[4][4];
     for (int a = 0; a < 4; ++a) {
-      const long ih = static_cast<long>(2 * i) - pad_top + a;
+      const long ih = static_cast<long>(2 * tile.i) - pad_top + a;
       for (int c = 0; c < 4; ++c) {
-        const long iw = static_cast<long>(2 * j) - pad_left + c;
+        const long iw = static_cast<long>(2 * tile.j) - pad_left + c;
         const bool in = ih >= 0 && ih < static_cast<long>(H) && iw >= 0 && iw < static_cast<long>(W);
         src[a][c] = in ? sample + (static_cast<std::size_t>(ih) * W + static_cast<std::size_t>(iw)) * C : nullptr;
       }
@@ -200,8 +214,7 @@ BlockBuffers block_buffers(std::size_t T, std::size_t C, std::size_t F) {
 void winograd_conv_rows(const ConvGeometry& g, const float* x, const float* U, const float* b,
                         bool relu, std::size_t F, std::size_t row_begin, std::size_t row_end,
                         float* y) {
-  const std::size_t C = g.channels, OH = g.h.out, OW = g.w.out;
-  const std::size_t rows_per_sample = winograd_tile_rows(g), TW = (OW + 1) / 2;
+  const std::size_t C = g.channels, OW = g.w.out, TW = tile_columns(g);
   const bool wide = panel_width(F) == 16;
   const std::size_t T = block_tiles(C, F, wide ? 6 : 12);
   const auto [v, m] = block_buffers(T, C, F);
@@ -216,11 +229,8 @@ void winograd_conv_rows(const ConvGeometry& g, const float* x, const float* U, c
     else products<12, 1>(v, U, tiles, T, C, F, m);
     // Y = A^T M A per tile, plus the bias, then the relu; the cells past OH or OW are dropped.
     for (std::size_t t = 0; t < tiles; ++t) {
-      const std::size_t r = (q0 + t) / TW, j = (q0 + t) % TW;
-      const std::size_t n = r / rows_per_sample, i = r % rows_per_sample;
-      const std::size_t line = n * OH + 2 * i - base_line;
-      const bool two_rows = 2 * i + 1 < OH, two_cols = 2 * j + 1 < OW;
-      float* y00 = y + (line * OW + 2 * j) * F;
+      const Tile tile = tile_at(g, q0 + t, base_line);
+      float* y00 = y + tile.first * F;
       float* y10 = y00 + OW * F;
       const float* mt = m + t * F;
       for (std::size_t f = 0; f < F; f += 8) {
@@ -244,8 +254,8 @@ void winograd_conv_rows(const ConvGeometry& g, const float* x, const float* U, c
           _mm256_storeu_ps(dst + f, o0);
           if (second) _mm256_storeu_ps(dst + F + f, o1);
         };
-        out(s0, y00, two_cols);
-        if (two_rows) out(s1, y10, two_cols);
+        out(s0, y00, tile.two_cols);
+        if (tile.two_rows) out(s1, y10, tile.two_cols);
       }
     }
   }
@@ -254,8 +264,7 @@ void winograd_conv_rows(const ConvGeometry& g, const float* x, const float* U, c
 void winograd_kernel_gradient_rows(const ConvGeometry& g, const float* x, const float* dz,
                                    std::size_t F, std::size_t row_begin, std::size_t row_end,
                                    float* acc) {
-  const std::size_t C = g.channels, OH = g.h.out, OW = g.w.out;
-  const std::size_t rows_per_sample = winograd_tile_rows(g), TW = (OW + 1) / 2;
+  const std::size_t C = g.channels, OW = g.w.out, TW = tile_columns(g);
   const std::size_t B = panel_width(F);
   const std::size_t T = block_tiles(C, F, B == 16 ? 6 : 12);
   const auto [v, m] = block_buffers(T, C, F);
@@ -268,11 +277,9 @@ void winograd_kernel_gradient_rows(const ConvGeometry& g, const float* x, const 
     transform_input_tiles(g, x, q0, tiles, T, v);
     // D = A dz A^T per tile (the adjoint of the output transform), the cells past OH or OW zero.
     for (std::size_t t = 0; t < tiles; ++t) {
-      const std::size_t r = (q0 + t) / TW, j = (q0 + t) % TW;
-      const std::size_t n = r / rows_per_sample, i = r % rows_per_sample;
-      const std::size_t line = n * OH + 2 * i - base_line;
-      const bool two_rows = 2 * i + 1 < OH, two_cols = 2 * j + 1 < OW;
-      const float* d0 = dz + (line * OW + 2 * j) * F;
+      const Tile tile = tile_at(g, q0 + t, base_line);
+      const bool two_rows = tile.two_rows, two_cols = tile.two_cols;
+      const float* d0 = dz + tile.first * F;
       const float* d1 = d0 + OW * F;
       for (std::size_t f = 0; f < F; f += 8) {
         const __m256 u00 = _mm256_loadu_ps(d0 + f);

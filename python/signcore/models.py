@@ -583,11 +583,14 @@ class Model:
         self._ensure_built(xs)
         ys = self._targets(y, xs[0].shape[0]) if y is not None else None
         raw = self._core.profile(xs, ys, steps)
-        rows = [(name, kind, f * 1e3, b * 1e3) for name, kind, f, b, *_ in raw["layers"]]
-        fused = {name: into for name, _, _, _, into, _, _, _ in raw["layers"] if into is not None}
-        normalized_in = {name: by for name, _, _, _, _, by, _, _ in raw["layers"] if by is not None}
-        relu_in = [name for name, *_, relu, _ in raw["layers"] if relu]
-        computed_in = {name: conv for name, *_, conv in raw["layers"] if conv is not None}
+        rows, fused, normalized_in, relu_in, computed_in = [], {}, {}, [], {}
+        for name, kind, f, b, into, by, relu, conv in raw["layers"]:
+            rows.append((name, kind, f * 1e3, b * 1e3))
+            for table, other in ((fused, into), (normalized_in, by), (computed_in, conv)):
+                if other is not None:
+                    table[name] = other
+            if relu:
+                relu_in.append(name)
         result = {"layers": rows, "loss_ms": raw["loss"] * 1e3, "optimizer_ms": raw["optimizer"] * 1e3,
                   "total_ms": raw["total"] * 1e3, "fused": fused, "normalized_in": normalized_in,
                   "relu_derivative_in": relu_in, "computed_in": computed_in}

@@ -209,10 +209,10 @@ class Model {
   // (the convolution, the normalisation, j).
   std::vector<int> pool_conv_, pool_chain_;
   void fuse_poolings();
-  // Whether the chain ending at pooling node j runs as forward_pooled in a forward with this
-  // `training` (inference only), and whether a training forward runs it fused.
+  // Whether a forward with this `training` runs the chain ending at pooling node j in the
+  // convolution: as forward_pooled in inference, as forward_training_chain (through a
+  // BatchNormalization only) in training.
   bool pools_in_convolution(int j, bool training) const;
-  bool trains_in_convolution(int j) const;
   template <class Value>
   void forward_training_chain(int i, int j, const Value& value, const Context& ctx);
   const Tensor* resolve_mask(int src, const std::vector<const Tensor*>& x) const;
